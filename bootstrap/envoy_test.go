@@ -1,0 +1,168 @@
+package bootstrap
+
+import (
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/testing/protocmp"
+	"sigs.k8s.io/yaml"
+)
+
+// validOptions covers each way the options change the output.
+var validOptions = map[string]EnvoyOptions{
+	"delta, IPv4":    {NodeID: "my-app-v1.default", XDSAddress: "10.0.0.1:15010", Delta: true},
+	"sotw, DNS name": {NodeID: "web.shop", XDSAddress: "minimesh:15010"},
+	"IPv6":           {NodeID: "a.b", XDSAddress: "[fd00::1]:15010", Delta: true, AdminAddress: "[::1]:9901"},
+	"dotted name":    {NodeID: "api.v2.prod", XDSAddress: "minimesh.mesh-system.svc.cluster.local:15012"},
+}
+
+func TestEnvoyValidates(t *testing.T) {
+	for name, o := range validOptions {
+		t.Run(name, func(t *testing.T) {
+			b, err := Envoy(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.ValidateAll(); err != nil {
+				t.Errorf("ValidateAll: %v", err)
+			}
+		})
+	}
+}
+
+// TestEnvoyYAMLRoundTrip reads the YAML back the way Envoy does (YAML to
+// JSON to proto, refusing unknown fields) and checks nothing was lost.
+func TestEnvoyYAMLRoundTrip(t *testing.T) {
+	for name, o := range validOptions {
+		t.Run(name, func(t *testing.T) {
+			want, err := Envoy(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := EnvoyYAML(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := decodeYAML(t, y)
+			if err := got.ValidateAll(); err != nil {
+				t.Errorf("ValidateAll after round trip: %v", err)
+			}
+			if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+				t.Errorf("round trip changed the bootstrap (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEnvoyYAMLIsStable guards against protojson's deliberately unstable
+// spacing leaking into the files.
+func TestEnvoyYAMLIsStable(t *testing.T) {
+	o := validOptions["delta, IPv4"]
+	first, err := EnvoyYAML(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		again, err := EnvoyYAML(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(again) != string(first) {
+			t.Fatalf("EnvoyYAML output changed between calls:\n%s\n---\n%s", first, again)
+		}
+	}
+}
+
+func TestEnvoySettings(t *testing.T) {
+	tests := []struct {
+		name        string
+		o           EnvoyOptions
+		wantAPI     corev3.ApiConfigSource_ApiType
+		wantType    clusterv3.Cluster_DiscoveryType
+		wantAdmin   string
+		wantCluster string
+		wantNS      string
+	}{
+		{"delta over IP", validOptions["delta, IPv4"], corev3.ApiConfigSource_DELTA_GRPC, clusterv3.Cluster_STATIC, "127.0.0.1", "my-app-v1", "default"},
+		{"sotw over DNS", validOptions["sotw, DNS name"], corev3.ApiConfigSource_GRPC, clusterv3.Cluster_STRICT_DNS, "127.0.0.1", "web", "shop"},
+		{"IPv6", validOptions["IPv6"], corev3.ApiConfigSource_DELTA_GRPC, clusterv3.Cluster_STATIC, "::1", "a", "b"},
+		{"dots in the workload name", validOptions["dotted name"], corev3.ApiConfigSource_GRPC, clusterv3.Cluster_STRICT_DNS, "127.0.0.1", "api.v2", "prod"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Envoy(tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := b.GetDynamicResources().GetAdsConfig().GetApiType(); got != tc.wantAPI {
+				t.Errorf("ads_config.api_type = %v, want %v", got, tc.wantAPI)
+			}
+			if got := b.GetStaticResources().GetClusters()[0].GetType(); got != tc.wantType {
+				t.Errorf("xds cluster type = %v, want %v", got, tc.wantType)
+			}
+			if got := b.GetAdmin().GetAddress().GetSocketAddress().GetAddress(); got != tc.wantAdmin {
+				t.Errorf("admin address = %q, want %q", got, tc.wantAdmin)
+			}
+			if got := b.GetNode().GetCluster(); got != tc.wantCluster {
+				t.Errorf("node.cluster = %q, want %q", got, tc.wantCluster)
+			}
+			if got := b.GetNode().GetMetadata().GetFields()["NAMESPACE"].GetStringValue(); got != tc.wantNS {
+				t.Errorf("node.metadata.NAMESPACE = %q, want %q", got, tc.wantNS)
+			}
+		})
+	}
+}
+
+func TestEnvoyErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		o       EnvoyOptions
+		wantErr string
+	}{
+		{"empty node ID", EnvoyOptions{XDSAddress: "10.0.0.1:15010"}, `node ID "": want <workload>.<namespace>`},
+		{"no namespace", EnvoyOptions{NodeID: "my-app", XDSAddress: "10.0.0.1:15010"}, `node ID "my-app": want <workload>.<namespace>`},
+		{"empty namespace", EnvoyOptions{NodeID: "my-app.", XDSAddress: "10.0.0.1:15010"}, `namespace "" is not a valid name`},
+		{"empty workload", EnvoyOptions{NodeID: ".default", XDSAddress: "10.0.0.1:15010"}, `workload "" is not a valid name`},
+		{"upper case", EnvoyOptions{NodeID: "My-App.default", XDSAddress: "10.0.0.1:15010"}, `workload "My-App" is not a valid name`},
+		{"Istio-style ID", EnvoyOptions{NodeID: "sidecar~10.0.0.1~a.b~b.svc.cluster.local", XDSAddress: "10.0.0.1:15010"}, `workload "sidecar~10.0.0.1~a.b~b.svc.cluster" is not a valid name`},
+		{"no port", EnvoyOptions{NodeID: "a.b", XDSAddress: "10.0.0.1"}, `xDS address "10.0.0.1": want host:port`},
+		{"port zero", EnvoyOptions{NodeID: "a.b", XDSAddress: "minimesh:0"}, `xDS address "minimesh:0": port "0" is not a number from 1 to 65535`},
+		{"port too large", EnvoyOptions{NodeID: "a.b", XDSAddress: "minimesh:70000"}, `port "70000" is not a number`},
+		{"named port", EnvoyOptions{NodeID: "a.b", XDSAddress: "minimesh:grpc"}, `port "grpc" is not a number`},
+		{"empty host", EnvoyOptions{NodeID: "a.b", XDSAddress: ":15010"}, `host "" is neither an IP address nor a DNS name`},
+		{"bad IP", EnvoyOptions{NodeID: "a.b", XDSAddress: "10.0.0.300:15010"}, `host "10.0.0.300" is neither`},
+		{"URL", EnvoyOptions{NodeID: "a.b", XDSAddress: "http://minimesh:15010"}, `xDS address "http://minimesh:15010": want host:port`},
+		{"admin by name", EnvoyOptions{NodeID: "a.b", XDSAddress: "minimesh:15010", AdminAddress: "localhost:15000"}, `admin address "localhost:15000": host "localhost" must be an IP address`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Envoy(tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Envoy() error = %v, want it to contain %q", err, tc.wantErr)
+			}
+			if _, err := EnvoyYAML(tc.o); err == nil {
+				t.Error("EnvoyYAML() accepted what Envoy() refused")
+			}
+		})
+	}
+}
+
+// decodeYAML parses an Envoy bootstrap file as Envoy does, failing on fields
+// the Bootstrap proto does not have.
+func decodeYAML(t *testing.T, y []byte) *bootstrapv3.Bootstrap {
+	t.Helper()
+	j, err := yaml.YAMLToJSON(y)
+	if err != nil {
+		t.Fatalf("YAML to JSON: %v", err)
+	}
+	b := &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal(j, b); err != nil {
+		t.Fatalf("decoding the bootstrap: %v", err)
+	}
+	return b
+}

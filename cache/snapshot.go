@@ -1,0 +1,184 @@
+// Package cache holds the configuration each proxy is served: one Snapshot
+// per proxy, published into go-control-plane's snapshot cache, from which
+// the xDS server answers.
+//
+// Every resource is versioned by a hash of its content, and every type by a
+// hash of its resources, so replicas and restarts compute the same versions
+// and a push happens only when something really changed. Every snapshot is
+// checked before it is published (Envoy's own validation rules and the
+// cross-references Envoy and gRPC would reject); a snapshot that fails is
+// never published, and proxies keep the last good one.
+//
+// cache imports go-control-plane and Envoy's API types; never the
+// translator, the watchers or the xDS server.
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+)
+
+// Types lists the xDS types minimesh serves, in the order a change is pushed:
+// clusters before the endpoints they need, listeners before their routes
+// (Envoy's "make before break" ordering for ADS).
+var Types = []string{
+	resourcev3.ClusterType,
+	resourcev3.EndpointType,
+	resourcev3.ListenerType,
+	resourcev3.RouteType,
+	resourcev3.SecretType,
+}
+
+// typeSet is the resources of one type with their versions.
+type typeSet struct {
+	version   string                          // hash of all resource versions
+	resources map[string]types.ResourceWithTTL // by name
+	versions  map[string]string                // by name: hash of the resource
+}
+
+// Snapshot is one proxy's complete, checked and versioned configuration.
+// It implements go-control-plane's ResourceSnapshot.
+type Snapshot struct {
+	sets map[string]*typeSet
+}
+
+var _ cachev3.ResourceSnapshot = (*Snapshot)(nil)
+
+// NewSnapshot checks resources (keyed by type URL) and versions them. It
+// returns an error naming every problem found; such a snapshot must not be
+// published.
+func NewSnapshot(byType map[string][]types.Resource) (*Snapshot, error) {
+	if err := Check(byType); err != nil {
+		return nil, err
+	}
+	s := &Snapshot{sets: make(map[string]*typeSet, len(Types))}
+	for _, t := range Types {
+		set, err := newTypeSet(byType[t])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", shortType(t), err)
+		}
+		s.sets[t] = set
+	}
+	return s, nil
+}
+
+// newTypeSet hashes each resource and the whole set.
+func newTypeSet(list []types.Resource) (*typeSet, error) {
+	set := &typeSet{
+		resources: make(map[string]types.ResourceWithTTL, len(list)),
+		versions:  make(map[string]string, len(list)),
+	}
+	names := make([]string, 0, len(list))
+	for _, r := range list {
+		name := cachev3.GetResourceName(r)
+		v, err := HashResource(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		set.resources[name] = types.ResourceWithTTL{Resource: r}
+		set.versions[name] = v
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+		h.Write([]byte(set.versions[n]))
+		h.Write([]byte{0})
+	}
+	set.version = hex.EncodeToString(h.Sum(nil))[:16]
+	return set, nil
+}
+
+// HashResource is the version of one resource: a hash of its deterministic
+// wire encoding.
+func HashResource(r types.Resource) (string, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16], nil
+}
+
+// GetVersion returns the version of one type.
+func (s *Snapshot) GetVersion(typeURL string) string {
+	if set := s.sets[typeURL]; set != nil {
+		return set.version
+	}
+	return ""
+}
+
+// GetResourcesAndTTL returns the resources of one type by name.
+func (s *Snapshot) GetResourcesAndTTL(typeURL string) map[string]types.ResourceWithTTL {
+	if set := s.sets[typeURL]; set != nil {
+		return set.resources
+	}
+	return nil
+}
+
+// GetResources returns the resources of one type by name.
+func (s *Snapshot) GetResources(typeURL string) map[string]types.Resource {
+	set := s.sets[typeURL]
+	if set == nil {
+		return nil
+	}
+	out := make(map[string]types.Resource, len(set.resources))
+	for n, r := range set.resources {
+		out[n] = r.Resource
+	}
+	return out
+}
+
+// ConstructVersionMap does nothing: versions are computed when the snapshot
+// is made.
+func (s *Snapshot) ConstructVersionMap() error { return nil }
+
+// GetVersionMap returns the version of each resource of one type, by name.
+func (s *Snapshot) GetVersionMap(typeURL string) map[string]string {
+	if set := s.sets[typeURL]; set != nil {
+		return set.versions
+	}
+	return nil
+}
+
+// Versions returns the version of each type, keyed by type URL.
+func (s *Snapshot) Versions() map[string]string {
+	out := make(map[string]string, len(s.sets))
+	for t, set := range s.sets {
+		out[t] = set.version
+	}
+	return out
+}
+
+// with returns a copy of s whose resources of one type come from other.
+// Publishing goes through such intermediate snapshots to push types in order.
+func (s *Snapshot) with(typeURL string, other *Snapshot) *Snapshot {
+	out := &Snapshot{sets: make(map[string]*typeSet, len(s.sets))}
+	for t, set := range s.sets {
+		out.sets[t] = set
+	}
+	out.sets[typeURL] = other.sets[typeURL]
+	return out
+}
+
+// shortType turns a type URL into "Cluster", "Listener", ...
+func shortType(typeURL string) string {
+	for i := len(typeURL) - 1; i >= 0; i-- {
+		if typeURL[i] == '.' {
+			return typeURL[i+1:]
+		}
+	}
+	return typeURL
+}
+
+// ShortType turns a type URL into "Cluster", "Listener", ... for logs.
+func ShortType(typeURL string) string { return shortType(typeURL) }

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/minimesh/minimesh/runner"
+)
+
+// runServe implements `minimesh serve`.
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		dir         = fs.String("config-dir", "", "directory of Istio YAML to serve (watched; sub-directories included)")
+		xdsAddr     = fs.String("xds-address", "127.0.0.1:15010", "address of the xDS (ADS) gRPC server")
+		insecureXDS = fs.Bool("insecure-xds", false, "serve xDS in plaintext (the only mode until TLS for xDS lands)")
+		ns          = fs.String("default-namespace", "default", "namespace of objects without metadata.namespace, and of out-of-mesh proxies without NAMESPACE metadata")
+		suffix      = fs.String("domain-suffix", "cluster.local", "cluster domain: short host \"a\" in namespace \"b\" means a.b.svc.<suffix>")
+		holdOff     = fs.Duration("debounce", 20*time.Millisecond, "quiet time after a file change before rebuilding")
+		maxDelay    = fs.Duration("debounce-max", 100*time.Millisecond, "longest time from a file change to the rebuild")
+		metricsAddr = fs.String("metrics-address", "127.0.0.1:15014", "address of the Prometheus /metrics endpoint (empty: off)")
+		level       = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("serve: --config-dir is required")
+	}
+	log, err := newLogger(*level, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // nothing useful to do on failure
+	if !*insecureXDS {
+		log.Warn("xDS is served in plaintext: TLS for xDS is not implemented yet; pass --insecure-xds to acknowledge")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cp, err := runner.Start(ctx, runner.Config{
+		ConfigDir: *dir, XDSAddress: *xdsAddr, DefaultNamespace: *ns, DomainSuffix: *suffix,
+		HoldOff: *holdOff, MaxDelay: *maxDelay, Registry: reg, Log: log,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if *metricsAddr != "" {
+		go serveMetrics(*metricsAddr, reg, log)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		cp.Stop()
+		return nil
+	case err := <-waitErr(cp):
+		return err
+	}
+}
+
+func waitErr(cp *runner.ControlPlane) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- cp.Wait() }()
+	return ch
+}
+
+// serveMetrics serves Prometheus metrics until the process ends.
+func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("serving metrics", zap.String("address", addr))
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("metrics server stopped", zap.Error(err))
+	}
+}

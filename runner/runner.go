@@ -1,0 +1,149 @@
+// Package runner connects the pieces of the data flow: it takes each new
+// mesh snapshot from a watcher, translates it for every connected proxy,
+// and publishes the result into the cache that the xDS server answers
+// from. It implements the xDS server's hooks, so a proxy that connects gets
+// its configuration built on the spot.
+//
+// Bad configuration never takes config away: if a proxy's resources fail to
+// translate or fail the cache's checks, the proxy keeps its last good
+// snapshot and the error is logged and counted.
+package runner
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"go.uber.org/zap"
+
+	"github.com/minimesh/minimesh/cache"
+	"github.com/minimesh/minimesh/mesh"
+	"github.com/minimesh/minimesh/translator"
+)
+
+// Runner keeps every connected proxy's snapshot up to date.
+type Runner struct {
+	cache            *cache.Cache
+	log              *zap.Logger
+	defaultNamespace string
+
+	mu      sync.Mutex
+	mesh    *mesh.Snapshot
+	index   translator.Index
+	proxies map[string]*proxy
+	stats   Stats
+}
+
+// proxy is what the runner remembers of a connected node.
+type proxy struct {
+	node      *corev3.Node
+	listeners []string // LDS names (gRPC)
+}
+
+// Stats counts what the runner did, for tests, logs and the demo.
+type Stats struct {
+	Updates         int // mesh snapshots received
+	Publishes       int // proxy snapshots whose content changed
+	TranslateErrors int // proxy snapshots refused (translation or checks)
+}
+
+// New returns a runner serving an empty mesh until the first Update.
+func New(c *cache.Cache, log *zap.Logger, defaultNamespace string) *Runner {
+	empty := &mesh.Snapshot{}
+	return &Runner{
+		cache:            c,
+		log:              log,
+		defaultNamespace: defaultNamespace,
+		mesh:             empty,
+		index:            translator.NewIndex(empty),
+		proxies:          map[string]*proxy{},
+	}
+}
+
+// Update installs a new mesh snapshot and rebuilds every connected proxy.
+// Proxies whose resources did not change are not pushed anything.
+func (r *Runner) Update(ctx context.Context, snap *mesh.Snapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mesh = snap
+	r.index = translator.NewIndex(snap)
+	r.stats.Updates++
+	pushed := 0
+	for _, p := range r.proxies {
+		if changed, _ := r.rebuild(ctx, p); changed {
+			pushed++
+		}
+	}
+	r.log.Info("mesh updated", zap.Int("services", len(snap.Services)), zap.Int("proxies", len(r.proxies)),
+		zap.Int("pushed", pushed))
+}
+
+// Stats returns a copy of the counters.
+func (r *Runner) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Connect builds and publishes the first snapshot of a node (xds.Hooks).
+func (r *Runner) Connect(node *corev3.Node) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := &proxy{node: node}
+	r.proxies[node.GetId()] = p
+	if _, err := r.rebuild(context.Background(), p); err != nil {
+		// Publish an empty but valid snapshot so that the proxy is answered
+		// and sees nothing rather than hanging; the error is logged.
+		empty, _ := cache.NewSnapshot(nil)
+		_, _ = r.cache.Publish(context.Background(), node.GetId(), empty)
+	}
+	return nil
+}
+
+// Listeners rebuilds a node whose LDS subscription changed (xds.Hooks).
+func (r *Runner) Listeners(node *corev3.Node, names []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.proxies[node.GetId()]
+	if p == nil {
+		return
+	}
+	p.listeners = names
+	_, _ = r.rebuild(context.Background(), p)
+}
+
+// Disconnect forgets a node whose last stream closed (xds.Hooks).
+func (r *Runner) Disconnect(nodeID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.proxies, nodeID)
+	r.cache.Forget(nodeID)
+}
+
+// rebuild translates, checks and publishes one proxy's snapshot. On any
+// error the proxy keeps what it has.
+func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error) {
+	px := translator.NewProxy(p.node, r.mesh, r.defaultNamespace)
+	px.ListenerNames = p.listeners
+	res, err := r.index.Translate(px)
+	if err == nil {
+		var snap *cache.Snapshot
+		snap, err = cache.NewSnapshot(res.ByType())
+		if err == nil {
+			var types []string
+			types, err = r.cache.Publish(ctx, px.ID, snap)
+			if err == nil {
+				if len(types) > 0 {
+					r.stats.Publishes++
+					r.log.Debug("published", zap.String("proxy", px.ID), zap.Strings("types", types))
+				}
+				return len(types) > 0, nil
+			}
+		}
+	}
+	r.stats.TranslateErrors++
+	r.log.Error("configuration for proxy refused; it keeps its last good configuration",
+		zap.String("proxy", px.ID), zap.Error(err))
+	return false, errors.Join(err)
+}

@@ -1,0 +1,120 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/minimesh/minimesh/cache"
+	"github.com/minimesh/minimesh/mesh"
+	"github.com/minimesh/minimesh/watcher/file"
+	"github.com/minimesh/minimesh/xds"
+)
+
+// Config is everything `minimesh serve` needs.
+type Config struct {
+	ConfigDir        string
+	XDSAddress       string // "127.0.0.1:15010"; port 0 picks a free port
+	DefaultNamespace string
+	DomainSuffix     string
+	HoldOff          time.Duration // debounce hold-off (0: default)
+	MaxDelay         time.Duration // debounce ceiling (0: default)
+	Registry         prometheus.Registerer
+	Log              *zap.Logger
+}
+
+// ControlPlane is a running `minimesh serve`: file watcher -> translator ->
+// cache -> xDS server.
+type ControlPlane struct {
+	Addr   net.Addr // where the xDS server listens
+	Runner *Runner
+	Server *xds.Server
+	// Updated receives a value (non-blocking) after each mesh update is
+	// applied, for tests and the demo.
+	Updated chan struct{}
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start loads the config dir, starts watching it, and serves xDS. The
+// initial load must succeed in reading the directory; invalid objects in it
+// are reported and left out, as on every reload.
+func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.DefaultNamespace == "" {
+		cfg.DefaultNamespace = "default"
+	}
+	w := file.New(file.Config{
+		Dir: cfg.ConfigDir, DefaultNamespace: cfg.DefaultNamespace, DomainSuffix: cfg.DomainSuffix,
+		HoldOff: cfg.HoldOff, MaxDelay: cfg.MaxDelay, Log: cfg.Log.Named("watcher"),
+	})
+	if _, _, err := w.Load(); err != nil {
+		return nil, err
+	}
+
+	lis, err := net.Listen("tcp", cfg.XDSAddress)
+	if err != nil {
+		return nil, fmt.Errorf("xds address %s: %w", cfg.XDSAddress, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := cache.New(zapLogger{cfg.Log.Named("cache").Sugar()})
+	r := New(c, cfg.Log.Named("runner"), cfg.DefaultNamespace)
+	srv := xds.NewServer(ctx, c.XDS(), r, xds.NewMetrics(cfg.Registry), cfg.Log.Named("xds"), xds.Options{})
+	cp := &ControlPlane{Addr: lis.Addr(), Runner: r, Server: srv, Updated: make(chan struct{}, 1),
+		cancel: cancel, done: make(chan error, 2)}
+
+	first := make(chan struct{})
+	go func() {
+		err := w.Run(ctx, func(s *mesh.Snapshot) {
+			r.Update(ctx, s)
+			select {
+			case <-first:
+			default:
+				close(first)
+			}
+			select {
+			case cp.Updated <- struct{}{}:
+			default:
+			}
+		})
+		cp.done <- err
+	}()
+	// Serve only once the first snapshot is in: a proxy that connects must
+	// never see an empty mesh because it came too early.
+	select {
+	case <-first:
+	case err := <-cp.done:
+		cancel()
+		lis.Close()
+		return nil, errors.Join(errors.New("file watcher stopped"), err)
+	}
+	go func() { cp.done <- srv.Serve(lis) }()
+	cfg.Log.Info("serving xDS", zap.String("address", lis.Addr().String()), zap.String("config_dir", cfg.ConfigDir))
+	return cp, nil
+}
+
+// Stop stops serving and watching.
+func (cp *ControlPlane) Stop() {
+	cp.cancel()
+	cp.Server.Stop()
+}
+
+// Wait blocks until the watcher or the server stops, returning its error.
+func (cp *ControlPlane) Wait() error { return <-cp.done }
+
+// zapLogger adapts zap to go-control-plane's logger, one level quieter:
+// its Info is our Debug.
+type zapLogger struct{ s *zap.SugaredLogger }
+
+func (l zapLogger) Debugf(format string, args ...any) {}
+func (l zapLogger) Infof(format string, args ...any)  { l.s.Debugf(format, args...) }
+func (l zapLogger) Warnf(format string, args ...any)  { l.s.Warnf(format, args...) }
+func (l zapLogger) Errorf(format string, args ...any) { l.s.Errorf(format, args...) }

@@ -1,0 +1,52 @@
+package translator
+
+import (
+	"sort"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+)
+
+// Resources is everything one proxy gets, per xDS type, each list sorted by
+// resource name.
+type Resources struct {
+	Clusters  []*clusterv3.Cluster
+	Endpoints []*endpointv3.ClusterLoadAssignment
+	Listeners []*listenerv3.Listener
+	Routes    []*routev3.RouteConfiguration
+}
+
+// ByType returns the resources keyed by xDS type URL, the shape caches use.
+func (r *Resources) ByType() map[string][]types.Resource {
+	out := map[string][]types.Resource{
+		resourcev3.ClusterType:  make([]types.Resource, 0, len(r.Clusters)),
+		resourcev3.EndpointType: make([]types.Resource, 0, len(r.Endpoints)),
+		resourcev3.ListenerType: make([]types.Resource, 0, len(r.Listeners)),
+		resourcev3.RouteType:    make([]types.Resource, 0, len(r.Routes)),
+	}
+	for _, c := range r.Clusters {
+		out[resourcev3.ClusterType] = append(out[resourcev3.ClusterType], c)
+	}
+	for _, e := range r.Endpoints {
+		out[resourcev3.EndpointType] = append(out[resourcev3.EndpointType], e)
+	}
+	for _, l := range r.Listeners {
+		out[resourcev3.ListenerType] = append(out[resourcev3.ListenerType], l)
+	}
+	for _, rc := range r.Routes {
+		out[resourcev3.RouteType] = append(out[resourcev3.RouteType], rc)
+	}
+	return out
+}
+
+// sortByName puts every list in name order so that output is deterministic.
+func (r *Resources) sortByName() {
+	sort.Slice(r.Clusters, func(i, j int) bool { return r.Clusters[i].GetName() < r.Clusters[j].GetName() })
+	sort.Slice(r.Endpoints, func(i, j int) bool { return r.Endpoints[i].GetClusterName() < r.Endpoints[j].GetClusterName() })
+	sort.Slice(r.Listeners, func(i, j int) bool { return r.Listeners[i].GetName() < r.Listeners[j].GetName() })
+	sort.Slice(r.Routes, func(i, j int) bool { return r.Routes[i].GetName() < r.Routes[j].GetName() })
+}

@@ -1,0 +1,87 @@
+// Package translator turns the mesh model into Envoy resources for one
+// proxy: clusters, endpoints, listeners and route configurations.
+//
+// Everything here is a pure function of (mesh.Snapshot, Proxy): no I/O, no
+// goroutines, no globals. Resource names are owned by names.go. The
+// translator builds what it can and joins the problems it meets with
+// errors.Join; the cache validates the result before anything is published.
+//
+// translator imports mesh and Envoy's API types; never the cache, the xDS
+// server or the watchers.
+package translator
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/minimesh/minimesh/mesh"
+)
+
+// Translate builds the resources of one proxy from a snapshot.
+func Translate(snap *mesh.Snapshot, p Proxy) (*Resources, error) {
+	return NewIndex(snap).Translate(p)
+}
+
+// Translate builds the resources of one proxy from an indexed snapshot.
+func (ix *index) Translate(p Proxy) (*Resources, error) {
+	var (
+		res  *Resources
+		errs []error
+	)
+	switch p.Flavor {
+	case FlavorGRPC:
+		res, errs = ix.translateGRPC(p)
+	default:
+		res, errs = ix.translateEnvoy(p)
+	}
+	res.sortByName()
+	if err := errors.Join(errs...); err != nil {
+		return res, fmt.Errorf("proxy %s: %w", p.ID, err)
+	}
+	return res, nil
+}
+
+// translateEnvoy builds a sidecar's config in explicit mode: every outbound
+// cluster of the mesh, one HTTP proxy listener on 127.0.0.1:15001 routing by
+// Host, and an inbound listener per service port the workload serves.
+func (ix *index) translateEnvoy(p Proxy) (*Resources, []error) {
+	res := &Resources{}
+	var errs []error
+
+	used := map[clusterRef]bool{}
+	rc, err := ix.httpProxyRouteConfig(p, used)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	res.Routes = append(res.Routes, rc)
+	l, err := outboundHTTPProxyListener()
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		res.Listeners = append(res.Listeners, l)
+	}
+
+	// A sidecar's cluster subscription is a wildcard: it gets every cluster
+	// of the mesh, not only the ones its routes use today, so that adding a
+	// route never waits for a new cluster to warm.
+	errs = append(errs, ix.addClusters(res, ix.allClusterRefs(), FlavorEnvoy)...)
+	errs = append(errs, ix.addInbound(res, p)...)
+	return res, errs
+}
+
+// addClusters builds the given outbound clusters and their endpoints.
+func (ix *index) addClusters(res *Resources, refs []clusterRef, flavor Flavor) []error {
+	var errs []error
+	for _, ref := range refs {
+		c, cla, err := ix.outboundCluster(ref, flavor)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.Clusters = append(res.Clusters, c)
+		if cla != nil {
+			res.Endpoints = append(res.Endpoints, cla)
+		}
+	}
+	return errs
+}

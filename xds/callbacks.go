@@ -1,0 +1,248 @@
+package xds
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"go.uber.org/zap"
+)
+
+// Hooks is how the xDS server tells the rest of the control plane about
+// proxies. The runner implements it: it builds and publishes snapshots.
+type Hooks interface {
+	// Connect is called when a node opens its first stream, before its
+	// first request is answered. It must publish a snapshot for the node
+	// before returning, or return an error to refuse the stream.
+	Connect(node *corev3.Node) error
+	// Listeners is called when the listener names a node subscribes to
+	// change (proxyless gRPC asks for listeners by name), before the
+	// request is answered, with every name the node's streams ask for.
+	Listeners(node *corev3.Node, names []string)
+	// Disconnect is called when a node's last stream has closed.
+	Disconnect(nodeID string)
+}
+
+// callbacks implements go-control-plane's server callbacks: it tracks
+// streams, ACKs and NACKs, and calls the hooks.
+type callbacks struct {
+	hooks   Hooks
+	tracker *Tracker
+	metrics *Metrics
+	log     *zap.Logger
+
+	mu      sync.Mutex
+	streams map[int64]*streamState
+}
+
+// streamState is what the server knows of one open stream.
+type streamState struct {
+	node      *corev3.Node
+	listeners map[string]bool // LDS names this stream subscribes to
+}
+
+var _ serverv3.Callbacks = (*callbacks)(nil)
+
+func newCallbacks(hooks Hooks, tracker *Tracker, metrics *Metrics, log *zap.Logger) *callbacks {
+	return &callbacks{hooks: hooks, tracker: tracker, metrics: metrics, log: log, streams: map[int64]*streamState{}}
+}
+
+func (c *callbacks) OnStreamOpen(ctx context.Context, id int64, typeURL string) error {
+	return nil
+}
+
+func (c *callbacks) OnDeltaStreamOpen(ctx context.Context, id int64, typeURL string) error {
+	return nil
+}
+
+func (c *callbacks) OnStreamClosed(id int64, node *corev3.Node) { c.closed(id) }
+
+func (c *callbacks) OnDeltaStreamClosed(id int64, node *corev3.Node) { c.closed(id) }
+
+// closed forgets a stream, and the node when it was its last.
+func (c *callbacks) closed(id int64) {
+	c.mu.Lock()
+	st := c.streams[id]
+	delete(c.streams, id)
+	c.mu.Unlock()
+	if st == nil {
+		return // closed before its first request
+	}
+	c.metrics.streamClosed(st.node)
+	c.log.Info("stream closed", zap.String("proxy", st.node.GetId()), zap.Int64("stream", id))
+	if c.tracker.streamClosed(st.node.GetId()) {
+		c.hooks.Disconnect(st.node.GetId())
+	} else {
+		c.updateListeners(st.node)
+	}
+}
+
+// stream returns the state of a stream, registering it (and connecting the
+// node) on its first request.
+func (c *callbacks) stream(id int64, node *corev3.Node) (*streamState, error) {
+	c.mu.Lock()
+	st := c.streams[id]
+	c.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	if node.GetId() == "" {
+		return nil, errNoNodeID
+	}
+	st = &streamState{node: node, listeners: map[string]bool{}}
+	first := c.tracker.streamOpened(node)
+	if first {
+		if err := c.hooks.Connect(node); err != nil {
+			c.tracker.streamClosed(node.GetId())
+			c.log.Warn("proxy refused", zap.String("proxy", node.GetId()), zap.Error(err))
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	c.streams[id] = st
+	c.mu.Unlock()
+	c.metrics.streamOpened(node)
+	c.log.Info("stream opened", zap.String("proxy", node.GetId()), zap.String("user_agent", node.GetUserAgentName()),
+		zap.Int64("stream", id))
+	return st, nil
+}
+
+func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	st, err := c.stream(id, req.GetNode())
+	if err != nil {
+		return err
+	}
+	c.request(st.node, req.GetTypeUrl(), req.GetVersionInfo(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	if req.GetTypeUrl() == resourcev3.ListenerType {
+		c.setListeners(st, req.GetResourceNames(), nil, true)
+	}
+	return nil
+}
+
+func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
+	st, err := c.stream(id, req.GetNode())
+	if err != nil {
+		return err
+	}
+	// Delta requests carry no version: an ACK or NACK refers to the
+	// response by nonce, and the tracker knows which version that was.
+	if nonce := req.GetResponseNonce(); nonce != "" {
+		version, _ := c.tracker.rejectedVersion(st.node.GetId(), req.GetTypeUrl(), nonce)
+		c.request(st.node, req.GetTypeUrl(), version, nonce, req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	}
+	if req.GetTypeUrl() == resourcev3.ListenerType {
+		c.setListeners(st, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe(), false)
+	}
+	return nil
+}
+
+// request records an ACK or a NACK. A NACK is logged once per version and
+// message, and counted.
+func (c *callbacks) request(node *corev3.Node, typeURL, version, nonce, message string, nack bool) {
+	if nonce == "" {
+		return // an initial request, not a reply
+	}
+	if !nack {
+		c.tracker.acked(node.GetId(), typeURL, version)
+		c.metrics.ack(node, typeURL)
+		return
+	}
+	rejected, isNew := c.tracker.nacked(node.GetId(), typeURL, nonce, message)
+	c.metrics.nack(node, typeURL)
+	if isNew {
+		c.log.Warn("proxy rejected configuration (NACK)", zap.String("proxy", node.GetId()),
+			zap.String("type", typeURL), zap.String("version", rejected), zap.String("nonce", nonce),
+			zap.String("error", message))
+	}
+}
+
+// setListeners updates the LDS names of one stream (replacing them for
+// state of the world, adding and removing for delta) and tells the hooks
+// when the node's set changed.
+func (c *callbacks) setListeners(st *streamState, add, remove []string, replace bool) {
+	c.mu.Lock()
+	changed := false
+	if replace {
+		if len(add) != len(st.listeners) {
+			changed = true
+		}
+		next := make(map[string]bool, len(add))
+		for _, n := range add {
+			next[n] = true
+			if !st.listeners[n] {
+				changed = true
+			}
+		}
+		st.listeners = next
+	} else {
+		for _, n := range add {
+			if !st.listeners[n] {
+				st.listeners[n], changed = true, true
+			}
+		}
+		for _, n := range remove {
+			if st.listeners[n] {
+				delete(st.listeners, n)
+				changed = true
+			}
+		}
+	}
+	c.mu.Unlock()
+	if changed {
+		c.updateListeners(st.node)
+	}
+}
+
+// updateListeners passes the union of the node's streams' LDS names to
+// the hooks.
+func (c *callbacks) updateListeners(node *corev3.Node) {
+	c.mu.Lock()
+	union := map[string]bool{}
+	for _, st := range c.streams {
+		if st.node.GetId() == node.GetId() {
+			for n := range st.listeners {
+				union[n] = true
+			}
+		}
+	}
+	c.mu.Unlock()
+	names := make([]string, 0, len(union))
+	for n := range union {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	c.hooks.Listeners(node, names)
+}
+
+func (c *callbacks) OnStreamResponse(ctx context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+	c.sent(id, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce())
+}
+
+func (c *callbacks) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+	c.sent(id, resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce())
+}
+
+// sent records a response.
+func (c *callbacks) sent(id int64, typeURL, version, nonce string) {
+	c.mu.Lock()
+	st := c.streams[id]
+	c.mu.Unlock()
+	if st == nil {
+		return
+	}
+	c.tracker.sentResponse(st.node.GetId(), typeURL, version, nonce)
+	c.metrics.push(st.node, typeURL)
+	c.log.Debug("pushed", zap.String("proxy", st.node.GetId()), zap.String("type", typeURL),
+		zap.String("version", version), zap.String("nonce", nonce))
+}
+
+func (c *callbacks) OnFetchRequest(ctx context.Context, req *discoveryv3.DiscoveryRequest) error {
+	return errFetchUnsupported
+}
+
+func (c *callbacks) OnFetchResponse(req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+}

@@ -1,0 +1,111 @@
+// Package xds is minimesh's gRPC xDS server: the Aggregated Discovery
+// Service, state of the world and delta, answering from the cache. It owns
+// the protocol side: node identification, per-proxy ACK/NACK and version
+// tracking, keepalive and limits, and not re-sending a rejected version.
+//
+// xds imports the cache's go-control-plane interface and Envoy's API
+// types; it knows nothing of the mesh model, the translator or watchers.
+package xds
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+)
+
+var (
+	errNoNodeID         = status.Error(codes.InvalidArgument, "the first request of a stream must carry a node with an id (\"<workload>.<namespace>\")")
+	errFetchUnsupported = status.Error(codes.Unimplemented, "minimesh serves xDS over streams (ADS) only")
+)
+
+// Options tune the gRPC server.
+type Options struct {
+	// Credentials secure the connection; nil means plaintext.
+	Credentials credentials.TransportCredentials
+	// MaxConcurrentStreams per connection (default 100000).
+	MaxConcurrentStreams uint32
+	// KeepaliveTime is how often the server pings an idle connection to
+	// find dead proxies (default 30 s); KeepaliveTimeout how long it waits
+	// for the answer (default 10 s).
+	KeepaliveTime, KeepaliveTimeout time.Duration
+}
+
+// Server is the xDS gRPC server.
+type Server struct {
+	grpc    *grpc.Server
+	Tracker *Tracker
+	Metrics *Metrics
+	log     *zap.Logger
+}
+
+// NewServer returns a server answering from c and reporting to hooks.
+func NewServer(ctx context.Context, c cachev3.Cache, hooks Hooks, metrics *Metrics, log *zap.Logger, o Options) *Server {
+	if o.MaxConcurrentStreams == 0 {
+		o.MaxConcurrentStreams = 100000
+	}
+	if o.KeepaliveTime == 0 {
+		o.KeepaliveTime = 30 * time.Second
+	}
+	if o.KeepaliveTimeout == 0 {
+		o.KeepaliveTimeout = 10 * time.Second
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	tracker := NewTracker()
+	cb := newCallbacks(hooks, tracker, metrics, log)
+	guarded := &nackGuard{Cache: c, tracker: tracker}
+	xdsServer := serverv3.NewServer(ctx, guarded, cb)
+
+	opts := []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: o.KeepaliveTime, Timeout: o.KeepaliveTimeout}),
+		// Proxies may ping as often as every 10 s without being cut off.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if o.Credentials != nil {
+		opts = append(opts, grpc.Creds(o.Credentials))
+	}
+	g := grpc.NewServer(opts...)
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, xdsServer)
+	return &Server{grpc: g, Tracker: tracker, Metrics: metrics, log: log}
+}
+
+// Serve accepts connections on lis until Stop.
+func (s *Server) Serve(lis net.Listener) error {
+	err := s.grpc.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Stop closes every stream and the listener. Proxies keep their config and
+// reconnect to another replica (or to this one when it is back).
+func (s *Server) Stop() { s.grpc.Stop() }
+
+// isGRPC tells a proxyless gRPC client by its user agent.
+func isGRPC(node *corev3.Node) bool {
+	return strings.Contains(strings.ToLower(node.GetUserAgentName()), "grpc")
+}
+
+// shortType turns a type URL into "Cluster", "Listener", ...
+func shortType(typeURL string) string {
+	if i := strings.LastIndexByte(typeURL, '.'); i >= 0 {
+		return typeURL[i+1:]
+	}
+	return typeURL
+}

@@ -1,0 +1,406 @@
+package xds
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	sotwclient "github.com/envoyproxy/go-control-plane/pkg/client/sotw/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/minimesh/minimesh/cache"
+)
+
+// fakeHooks publishes a fixed set of clusters for every node that connects.
+type fakeHooks struct {
+	t     *testing.T
+	cache *cache.Cache
+
+	mu        sync.Mutex
+	clusters  []string
+	connected []string
+	gone      []string
+	listeners map[string][]string
+}
+
+func (h *fakeHooks) snapshot() *cache.Snapshot {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var res []types.Resource
+	for _, name := range h.clusters {
+		res = append(res, &clusterv3.Cluster{
+			Name:                 name,
+			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+			ConnectTimeout:       durationpb.New(time.Second),
+		})
+	}
+	s, err := cache.NewSnapshot(map[string][]types.Resource{resourcev3.ClusterType: res})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+func (h *fakeHooks) Connect(node *corev3.Node) error {
+	h.mu.Lock()
+	h.connected = append(h.connected, node.GetId())
+	h.mu.Unlock()
+	_, err := h.cache.Publish(context.Background(), node.GetId(), h.snapshot())
+	return err
+}
+
+func (h *fakeHooks) Listeners(node *corev3.Node, names []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.listeners[node.GetId()] = names
+}
+
+func (h *fakeHooks) Disconnect(nodeID string) {
+	h.mu.Lock()
+	h.gone = append(h.gone, nodeID)
+	h.mu.Unlock()
+	h.cache.Forget(nodeID)
+}
+
+// setClusters publishes a new cluster list to a node.
+func (h *fakeHooks) setClusters(node string, names ...string) {
+	h.mu.Lock()
+	h.clusters = names
+	h.mu.Unlock()
+	if _, err := h.cache.Publish(context.Background(), node, h.snapshot()); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// startServer runs an xDS server on an in-memory listener and returns a
+// client connection to it.
+func startServer(t *testing.T, clusters ...string) (*Server, *fakeHooks, *grpc.ClientConn) {
+	t.Helper()
+	c := cache.New(nil)
+	hooks := &fakeHooks{t: t, cache: c, clusters: clusters, listeners: map[string][]string{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := NewServer(ctx, c.XDS(), hooks, nil, zaptest.NewLogger(t), Options{})
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		srv.Stop()
+		cancel()
+	})
+	return srv, hooks, conn
+}
+
+func envoyNode(id string) *corev3.Node {
+	return &corev3.Node{Id: id, UserAgentName: "envoy"}
+}
+
+// fetch waits for the next response, failing after a timeout.
+func fetch(t *testing.T, client sotwclient.ADSClient) *sotwclient.Response {
+	t.Helper()
+	type result struct {
+		r   *sotwclient.Response
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		r, err := client.Fetch()
+		ch <- result{r, err}
+	}()
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		return res.r
+	case <-time.After(5 * time.Second):
+		t.Fatal("no response within 5s")
+	}
+	return nil
+}
+
+func TestACKIsTracked(t *testing.T) {
+	srv, hooks, conn := startServer(t, "a", "b")
+	client := sotwclient.NewADSClient(context.Background(), envoyNode("p1.default"), resourcev3.ClusterType)
+	if err := client.InitConnect(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp := fetch(t, client)
+	if len(resp.Resources) != 2 {
+		t.Fatalf("got %d clusters, want 2", len(resp.Resources))
+	}
+	if err := client.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		p, ok := srv.Tracker.Proxy("p1.default")
+		ts := p.Types[resourcev3.ClusterType]
+		return ok && ts != nil && ts.AckedVersion != "" && ts.AckedVersion == ts.SentVersion
+	})
+	if len(hooks.connected) != 1 || hooks.connected[0] != "p1.default" {
+		t.Fatalf("connected = %v, want [p1.default]", hooks.connected)
+	}
+}
+
+func TestNACKIsNotResentInALoop(t *testing.T) {
+	srv, hooks, conn := startServer(t, "a")
+	client := sotwclient.NewADSClient(context.Background(), envoyNode("p1.default"), resourcev3.ClusterType)
+	if err := client.InitConnect(conn); err != nil {
+		t.Fatal(err)
+	}
+	fetch(t, client)
+	if err := client.Nack("cluster a: bad thing"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without the guard, go-control-plane answers the NACK at once with the
+	// same version, thousands of times a second. Count what arrives.
+	got := make(chan int, 1)
+	go func() {
+		n := 0
+		for {
+			if _, err := client.Fetch(); err != nil {
+				got <- n
+				return
+			}
+			n++
+			if n == 1 {
+				got <- n
+				return
+			}
+		}
+	}()
+	select {
+	case n := <-got:
+		t.Fatalf("server re-sent the rejected version (%d responses after the NACK)", n)
+	case <-time.After(500 * time.Millisecond):
+	}
+	p, _ := srv.Tracker.Proxy("p1.default")
+	nack := p.Types[resourcev3.ClusterType].LastNACK
+	if nack == nil || nack.Message != "cluster a: bad thing" || nack.Version == "" {
+		t.Fatalf("LastNACK = %+v, want the message and the rejected version", nack)
+	}
+	if n := srv.Metrics.NACKs("Cluster"); n != 1 {
+		t.Fatalf("NACK counter = %v, want 1", n)
+	}
+
+	// A real change is still delivered.
+	hooks.setClusters("p1.default", "a", "c")
+	select {
+	case n := <-got:
+		if n != 1 {
+			t.Fatalf("got %d responses", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a new version was not delivered after a NACK")
+	}
+}
+
+func TestStaleNonceIsIgnored(t *testing.T) {
+	_, hooks, conn := startServer(t, "a")
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := envoyNode("p1.default")
+	send := func(version, nonce string) {
+		t.Helper()
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType,
+			VersionInfo: version, ResponseNonce: nonce}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("", "")
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(first.GetVersionInfo(), first.GetNonce()) // ACK
+
+	hooks.setClusters("p1.default", "a", "b")
+	second, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request that answers the first response (stale nonce) arrives
+	// after the second was sent: the server must ignore it rather than
+	// treat it as a NACK or re-send.
+	send("", first.GetNonce())
+	send(second.GetVersionInfo(), second.GetNonce())
+	hooks.setClusters("p1.default", "a", "b", "c")
+	third, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(third.GetResources()) != 3 {
+		t.Fatalf("after a stale nonce: got %d clusters, want the 3 of the next version", len(third.GetResources()))
+	}
+}
+
+func TestReconnectSeesTheSameVersion(t *testing.T) {
+	_, hooks, conn := startServer(t, "a", "b")
+	versionOf := func() (string, []string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		client := sotwclient.NewADSClient(ctx, envoyNode("p1.default"), resourcev3.ClusterType)
+		if err := client.InitConnect(conn); err != nil {
+			t.Fatal(err)
+		}
+		stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode("p1.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range resp.GetResources() {
+			c := &clusterv3.Cluster{}
+			if err := r.UnmarshalTo(c); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, c.GetName())
+		}
+		return resp.GetVersionInfo(), names
+	}
+	v1, n1 := versionOf()
+	waitFor(t, func() bool {
+		hooks.mu.Lock()
+		defer hooks.mu.Unlock()
+		return len(hooks.gone) == 1
+	})
+	v2, n2 := versionOf()
+	if v1 == "" || v1 != v2 || len(n1) != len(n2) {
+		t.Fatalf("after reconnecting: version %q %v, before %q %v; want the same", v2, n2, v1, n1)
+	}
+}
+
+func TestDeltaSendsOnlyWhatChanged(t *testing.T) {
+	srv, hooks, conn := startServer(t, "a", "b")
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := envoyNode("p1.default")
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.GetResources()) != 2 {
+		t.Fatalf("initial delta response: %d resources, want 2", len(first.GetResources()))
+	}
+	versions := map[string]string{}
+	for _, r := range first.GetResources() {
+		versions[r.GetName()] = r.GetVersion()
+	}
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType, ResponseNonce: first.GetNonce()}); err != nil {
+		t.Fatal(err)
+	}
+
+	hooks.setClusters("p1.default", "a", "c") // b removed, c added, a unchanged
+	second, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range second.GetResources() {
+		names = append(names, r.GetName())
+	}
+	if len(names) != 1 || names[0] != "c" {
+		t.Fatalf("delta update carried %v, want only [c]", names)
+	}
+	if rm := second.GetRemovedResources(); len(rm) != 1 || rm[0] != "b" {
+		t.Fatalf("removed = %v, want [b]", rm)
+	}
+
+	// A NACK over delta is recorded and not answered with a resend.
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType,
+		ResponseNonce: second.GetNonce(), ErrorDetail: &status.Status{Message: "no"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		p, _ := srv.Tracker.Proxy("p1.default")
+		ts := p.Types[resourcev3.ClusterType]
+		return ts != nil && ts.LastNACK != nil && ts.LastNACK.Message == "no"
+	})
+	got := make(chan struct{})
+	go func() {
+		if _, err := stream.Recv(); err == nil {
+			close(got)
+		}
+	}()
+	select {
+	case <-got:
+		t.Fatal("delta server re-sent after a NACK")
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestListenerSubscriptionsReachHooks(t *testing.T) {
+	_, hooks, conn := startServer(t)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "c.default", UserAgentName: "gRPC Go"}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ListenerType,
+		ResourceNames: []string{"my-app", "other:80"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		hooks.mu.Lock()
+		defer hooks.mu.Unlock()
+		got := hooks.listeners["c.default"]
+		return len(got) == 2 && got[0] == "my-app" && got[1] == "other:80"
+	})
+}
+
+func TestNodeWithoutIDIsRefused(t *testing.T) {
+	_, _, conn := startServer(t)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{}, TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err == nil {
+		t.Fatal("a node without an ID was served")
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
