@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"slices"
 	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
@@ -78,7 +79,7 @@ func virtualServiceHosts(hosts []string, namespace string, reg *registry, r *rep
 				"(Istio rejects it too): name the services")
 		case !isValidHost(host):
 			r.errorf(path, "%q is not a valid host name", host)
-		case contains(out, fqdn):
+		case slices.Contains(out, fqdn):
 			r.warnf(path, "%q is listed twice (as %q once resolved)", host, fqdn)
 		default:
 			if !reg.anyService(fqdn) {
@@ -145,14 +146,4 @@ func convertRetries(rp *networking.HTTPRetry, path fieldPath, r *report) *Retrie
 		PerTryTimeout: duration(rp.GetPerTryTimeout(), path.field("perTryTimeout"), r),
 		RetryOn:       rp.GetRetryOn(),
 	}
-}
-
-// contains reports whether list has s.
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

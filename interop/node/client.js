@@ -19,6 +19,7 @@ const grpc = require('@grpc/grpc-js');
 const xds = require('@grpc/grpc-js-xds');
 
 const METHOD = '/grpc.testing.TestService/UnaryCall';
+const ERROR_BACKOFF_MS = 50;
 
 function usage(msg) {
   if (msg) process.stderr.write(`client.js: ${msg}\n`);
@@ -178,9 +179,11 @@ function main() {
           if (err) {
             const code = grpc.status[err.code] || String(err.code);
             recordError(`${code}: ${err.details || err.message}`);
-          } else {
-            recordVersion(servedBy || serverIdOf(resp));
+            // Back off a little so that a fast-failing channel does not spin (or burn --count).
+            setTimeout(resolve, ERROR_BACKOFF_MS);
+            return;
           }
+          recordVersion(servedBy || serverIdOf(resp));
           resolve();
         }
       );
