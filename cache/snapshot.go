@@ -19,8 +19,8 @@ import (
 	"fmt"
 	"sort"
 
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 )
@@ -38,7 +38,7 @@ var Types = []string{
 
 // typeSet is the resources of one type with their versions.
 type typeSet struct {
-	version   string                          // hash of all resource versions
+	version   string                           // hash of all resource versions
 	resources map[string]types.ResourceWithTTL // by name
 	versions  map[string]string                // by name: hash of the resource
 }

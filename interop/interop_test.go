@@ -9,10 +9,8 @@ package interop
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -33,6 +31,7 @@ const (
 	splitV1Margin = 3.0
 
 	followSeconds  = 20
+	followRate     = 1000 // RPCs per second: enough for a steady per-second share, light on CPU
 	followV1Want   = 50.0
 	followV1Margin = 8.0
 	// Seconds after the one in which SetWeights was called that are not measured: minimesh
@@ -215,9 +214,11 @@ func startClient(t *testing.T, ctx context.Context, c xdsClient, bootstrapPath s
 	return r
 }
 
-// finish drains the remaining output and returns the per-second lines and the total line.
-func (r *run) finish(t *testing.T, name string, seconds []second) ([]second, second) {
+// collect reads the client's output until it exits, calling onSecond (if not nil) for each
+// per-second line as it arrives, and returns the per-second lines and the total line.
+func (r *run) collect(t *testing.T, name string, onSecond func(second)) ([]second, second) {
 	t.Helper()
+	var seconds []second
 	var total second
 	var gotTotal bool
 	for s := range r.lines {
@@ -226,6 +227,9 @@ func (r *run) finish(t *testing.T, name string, seconds []second) ([]second, sec
 			continue
 		}
 		seconds = append(seconds, s)
+		if onSecond != nil {
+			onSecond(s)
+		}
 	}
 	err := <-r.done
 	if !gotTotal {
@@ -255,10 +259,12 @@ func TestInterop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("xDS interop tests run real clients; skipped in -short mode")
 	}
-	for _, find := range []func(*testing.T) xdsClient{nodeClient, pythonClient} {
-		name := map[bool]string{true: "node", false: "python"}[fmt.Sprintf("%p", find) == fmt.Sprintf("%p", nodeClient)]
-		t.Run(name, func(t *testing.T) {
-			c := find(t)
+	for _, lang := range []struct {
+		name string
+		find func(*testing.T) xdsClient
+	}{{"node", nodeClient}, {"python", pythonClient}} {
+		t.Run(lang.name, func(t *testing.T) {
+			c := lang.find(t)
 			cb := startCanary(t)
 			bootstrap := writeBootstrap(t, cb, "interop-"+c.name+".default")
 			t.Run("split", func(t *testing.T) { testSplit(t, c, bootstrap) })
@@ -273,7 +279,7 @@ func testSplit(t *testing.T, c xdsClient, bootstrap string) {
 	defer cancel()
 	start := time.Now()
 	r := startClient(t, ctx, c, bootstrap, "--count", fmt.Sprint(splitRPCs), "--timeout", "100")
-	_, total := r.finish(t, c.name, nil)
+	_, total := r.collect(t, c.name, nil)
 	t.Logf("%s: %d RPCs in %v: %s", c.name, splitRPCs, time.Since(start).Round(time.Millisecond), describe(total))
 	if total.Errors > 0 {
 		t.Logf("%s: %d RPC errors; first: %q; kinds: %v", c.name, total.Errors, total.FirstError, total.ErrorKinds)
@@ -293,26 +299,15 @@ func testSplit(t *testing.T, c xdsClient, bootstrap string) {
 func testFollow(t *testing.T, c xdsClient, cb canary, bootstrap string) {
 	ctx, cancel := context.WithTimeout(context.Background(), (followSeconds+40)*time.Second)
 	defer cancel()
-	r := startClient(t, ctx, c, bootstrap, "--seconds", fmt.Sprint(followSeconds))
-	var seconds []second
+	r := startClient(t, ctx, c, bootstrap, "--seconds", fmt.Sprint(followSeconds), "--rate", fmt.Sprint(followRate))
 	changedAt := -1 // the t of the second reported just before SetWeights was called
-	var changedTime time.Time
-	for s := range r.lines {
-		if s.Total {
-			// Put it back for finish to find.
-			go func() { r.lines2(s) }()
-			break
-		}
-		seconds = append(seconds, s)
+	seconds, total := r.collect(t, c.name, func(s second) {
 		if changedAt < 0 && s.ok() > 0 {
 			changedAt = s.T
-			changedTime = time.Now()
 			cb.SetWeights(t, 50, 50)
 			t.Logf("%s: second %d served %s; weights set to 50/50", c.name, s.T, describe(s))
 		}
-	}
-	_ = changedTime
-	seconds, total := r.finish(t, c.name, seconds)
+	})
 	t.Logf("%s: %d seconds: %s", c.name, len(seconds), describe(total))
 	if total.Errors > 0 {
 		t.Logf("%s: %d RPC errors; first: %q; kinds: %v", c.name, total.Errors, total.FirstError, total.ErrorKinds)
@@ -361,6 +356,3 @@ func testFollow(t *testing.T, c xdsClient, cb canary, bootstrap string) {
 		}
 	}
 }
-
-var _ = errors.New
-var _ = bytes.NewBuffer

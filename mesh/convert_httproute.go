@@ -131,8 +131,8 @@ func convertDestination(d *networking.Destination, path fieldPath, namespace str
 	fqdn := ResolveHost(d.GetHost(), namespace, reg.domainSuffix)
 	svc := reg.services[fqdn]
 	if svc == nil {
-		r.errorf(path.field("host"), "route to an unknown host %s (known hosts: %s)%s",
-			describeHost(d.GetHost(), fqdn), listNames(reg.hostnames), didYouMean(fqdn, reg.hostnames))
+		r.errorf(path.field("host"), "route to an unknown host %q (%sknown hosts: %s)%s",
+			d.GetHost(), resolvedNote(d.GetHost(), fqdn), listNames(reg.hostnames), didYouMean(fqdn, reg.hostnames))
 		return RouteDestination{Host: fqdn}
 	}
 	checkSubset(d.GetSubset(), fqdn, path.field("subset"), reg, r)

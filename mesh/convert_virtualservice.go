@@ -1,7 +1,6 @@
 package mesh
 
 import (
-	"slices"
 	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
@@ -68,9 +67,11 @@ func virtualServiceHosts(hosts []string, namespace string, reg *registry, r *rep
 		r.errorf("spec.hosts", "missing: a VirtualService needs at least one host")
 	}
 	var out []string
+	seen := map[string]int{} // resolved host -> index where first seen
 	for i, host := range hosts {
 		path := fieldPath("spec.hosts").index(i)
 		fqdn := ResolveHost(host, namespace, reg.domainSuffix)
+		first, dup := seen[fqdn]
 		switch {
 		case host == "":
 			r.errorf(path, "empty host")
@@ -79,26 +80,28 @@ func virtualServiceHosts(hosts []string, namespace string, reg *registry, r *rep
 				"(Istio rejects it too): name the services")
 		case !isValidHost(host):
 			r.errorf(path, "%q is not a valid host name", host)
-		case slices.Contains(out, fqdn):
-			r.warnf(path, "%q is listed twice (as %q once resolved)", host, fqdn)
+		case dup:
+			r.warnf(path, "%q is the same host as spec.hosts[%d] (%s)", host, first, fqdn)
 		default:
 			if !reg.anyService(fqdn) {
-				r.warnf(path, "%s matches no service (known hosts: %s)%s",
-					describeHost(host, fqdn), listNames(reg.hostnames), didYouMean(fqdn, reg.hostnames))
+				r.warnf(path, "%q matches no service (%sknown hosts: %s)%s",
+					host, resolvedNote(host, fqdn), listNames(reg.hostnames), didYouMean(fqdn, reg.hostnames))
 			}
+			seen[fqdn] = i
 			out = append(out, fqdn)
 		}
 	}
 	return out
 }
 
-// describeHost renders a host for a message, showing what a short name
-// resolved to: `"my-app" (my-app.default.svc.cluster.local)`.
-func describeHost(host, fqdn string) string {
+// resolvedNote tells, in a message, what a short name resolved to:
+// "resolved to my-app.default.svc.cluster.local; ", or "" for a host that
+// was already fully qualified.
+func resolvedNote(host, fqdn string) string {
 	if host == fqdn {
-		return `"` + host + `"`
+		return ""
 	}
-	return `"` + host + `" (` + fqdn + `)`
+	return "resolved to " + fqdn + "; "
 }
 
 // convertHTTPRoutes converts spec.http, in order. A rule whose match blocks

@@ -35,18 +35,23 @@ func isShortName(host string) bool {
 // because DNS is case-insensitive and Istio accepts it too).
 var dnsLabel = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$`)
 
+// allDigits matches a label made only of digits.
+var allDigits = regexp.MustCompile(`^[0-9]+$`)
+
 // isDNSName reports whether s is a valid DNS name such as "db.example.com".
-// A trailing dot is not accepted.
+// A trailing dot is not accepted, nor an all-numeric last label, so that a
+// mistyped IP address ("10.0.0.300") is not taken for a name.
 func isDNSName(s string) bool {
 	if s == "" || len(s) > 253 {
 		return false
 	}
-	for _, label := range strings.Split(s, ".") {
+	labels := strings.Split(s, ".")
+	for _, label := range labels {
 		if !dnsLabel.MatchString(label) {
 			return false
 		}
 	}
-	return true
+	return !allDigits.MatchString(labels[len(labels)-1])
 }
 
 // isIP reports whether s is an IPv4 or IPv6 address.

@@ -4,11 +4,11 @@ import "strings"
 
 // closest returns the candidate most similar to word, for "did you mean"
 // hints, or "" when none is close enough to be a likely typo. Case is
-// ignored; a candidate is close when it is at most a third of word's length
-// (and at least 2) edits away.
+// ignored; a candidate is close when it is at most 2 edits away, or one
+// edit per 6 characters for long words such as host names.
 func closest(word string, candidates []string) string {
 	best, bestDist := "", -1
-	limit := max(2, len(word)/3)
+	limit := max(2, len(word)/6)
 	for _, c := range candidates {
 		d := editDistance(strings.ToLower(word), strings.ToLower(c))
 		if d <= limit && (bestDist < 0 || d < bestDist) {

@@ -49,12 +49,18 @@ func flavorLabel(node *corev3.Node) string {
 	return "envoy"
 }
 
-func (m *Metrics) streamOpened(node *corev3.Node) { m.connected.WithLabelValues(flavorLabel(node)).Inc() }
-func (m *Metrics) streamClosed(node *corev3.Node) { m.connected.WithLabelValues(flavorLabel(node)).Dec() }
+func (m *Metrics) streamOpened(node *corev3.Node) {
+	m.connected.WithLabelValues(flavorLabel(node)).Inc()
+}
+func (m *Metrics) streamClosed(node *corev3.Node) {
+	m.connected.WithLabelValues(flavorLabel(node)).Dec()
+}
 func (m *Metrics) push(node *corev3.Node, typeURL string) {
 	m.pushes.WithLabelValues(shortType(typeURL)).Inc()
 }
-func (m *Metrics) ack(node *corev3.Node, typeURL string) { m.acks.WithLabelValues(shortType(typeURL)).Inc() }
+func (m *Metrics) ack(node *corev3.Node, typeURL string) {
+	m.acks.WithLabelValues(shortType(typeURL)).Inc()
+}
 func (m *Metrics) nack(node *corev3.Node, typeURL string) {
 	m.nacks.WithLabelValues(shortType(typeURL)).Inc()
 }

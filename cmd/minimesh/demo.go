@@ -17,6 +17,7 @@ import (
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/grpclog"
 
 	"github.com/minimesh/minimesh/bootstrap"
 	"github.com/minimesh/minimesh/examples"
@@ -43,6 +44,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	phaseLen := fs.Duration("phase", 6*time.Second, "how long each weight setting is shown")
 	workers := fs.Int("clients", 4, "concurrent callers in the demo client")
+	rate := fs.Int("rate", 2000, "calls per second, in total (0: as fast as possible)")
 	level := fs.String("log-level", "error", "minimesh's own log level during the demo")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -51,12 +53,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if *level != "debug" {
+		// gRPC's own logs (backends entering serving mode, ...) would bury
+		// the demo's output.
+		grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
+	}
 	d, err := startDemo(ctx, log, stdout)
 	if err != nil {
 		return err
 	}
 	defer d.stop()
-	return d.play(ctx, *phaseLen, *workers)
+	return d.play(ctx, *phaseLen, *workers, *rate)
 }
 
 // demo is the running demo: control plane, backends, client.
@@ -171,7 +178,7 @@ func (t *tally) take() (v1, v2, errs int64, lastErr string) {
 }
 
 // play runs the phases, printing the live share once a second.
-func (d *demo) play(ctx context.Context, phaseLen time.Duration, workers int) error {
+func (d *demo) play(ctx context.Context, phaseLen time.Duration, workers, rate int) error {
 	var t tally
 	callCtx, stopCalls := context.WithCancel(ctx)
 	defer stopCalls()
@@ -180,7 +187,7 @@ func (d *demo) play(ctx context.Context, phaseLen time.Duration, workers int) er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.callLoop(callCtx, &t)
+			d.callLoop(callCtx, &t, workers, rate)
 		}()
 	}
 	defer wg.Wait()
@@ -236,17 +243,32 @@ func (d *demo) play(ctx context.Context, phaseLen time.Duration, workers int) er
 	}
 	fmt.Fprintf(d.out, `
 What happened: each edit of virtual-service.yaml changed one Envoy RouteConfiguration
-(weighted_clusters: outbound|80|v1|my-app... and outbound|80|v2|my-app...). minimesh pushed
-only that resource to the client; the clusters and endpoints stayed as they were.
-Try it yourself: minimesh serve --config-dir examples/canary --insecure-xds, and see
+(weighted_clusters: outbound|80|v1|my-app... and outbound|80|v2|my-app...), and minimesh
+pushed only that. When a version comes back from weight 0, gRPC asks again for its
+cluster and endpoints (it forgets clusters it has no weight for), so those are sent too,
+and a few calls may fail with "unknown cluster" while they arrive: counted as errors above.
+Try it yourself: minimesh serve --config-dir examples/canary --insecure-xds, and read
 examples/canary/README.md for every YAML field and the Envoy field it becomes.
 `)
 	return nil
 }
 
-// callLoop calls my-app until ctx ends.
-func (d *demo) callLoop(ctx context.Context, t *tally) {
+// callLoop calls my-app until ctx ends, at its share of rate.
+func (d *demo) callLoop(ctx context.Context, t *tally, workers, rate int) {
+	var pace <-chan time.Time
+	if rate > 0 {
+		tick := time.NewTicker(time.Second * time.Duration(workers) / time.Duration(rate))
+		defer tick.Stop()
+		pace = tick.C
+	}
 	for ctx.Err() == nil {
+		if pace != nil {
+			select {
+			case <-pace:
+			case <-ctx.Done():
+				return
+			}
+		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		v, err := d.client.Call(cctx)
 		cancel()
@@ -299,6 +321,7 @@ func (d *demo) setWeights(ph demoPhase) (time.Duration, error) {
 		return 0, err
 	}
 	before := d.ackedRoutes()
+	pushesBefore := d.pushes()
 	i := 0
 	edited := demoWeightRE.ReplaceAllStringFunc(string(data), func(m string) string {
 		w := ph.v1
@@ -319,8 +342,8 @@ func (d *demo) setWeights(ph demoPhase) (time.Duration, error) {
 	for time.Since(start) < 5*time.Second {
 		if v := d.ackedRoutes(); v != "" && v != before {
 			took := time.Since(start)
-			fmt.Fprintf(d.out, "   minimesh pushed the new RouteConfiguration; the client acknowledged it %v after the edit\n",
-				took.Round(time.Millisecond))
+			fmt.Fprintf(d.out, "   minimesh pushed %s; the client acknowledged it %v after the edit\n",
+				pushedSince(pushesBefore, d.pushes()), took.Round(time.Millisecond))
 			return took, nil
 		}
 		time.Sleep(2 * time.Millisecond)
@@ -339,4 +362,32 @@ func (d *demo) ackedRoutes() string {
 		return ts.AckedVersion
 	}
 	return ""
+}
+
+// demoTypes are the xDS types whose pushes the demo reports.
+var demoTypes = []string{"Listener", "RouteConfiguration", "Cluster", "ClusterLoadAssignment"}
+
+// pushes counts the responses sent so far, by type.
+func (d *demo) pushes() map[string]float64 {
+	out := map[string]float64{}
+	for _, t := range demoTypes {
+		out[t] = d.cp.Server.Metrics.Pushes(t)
+	}
+	return out
+}
+
+// pushedSince describes what was pushed between two counts.
+func pushedSince(before, after map[string]float64) string {
+	var sent, unchanged []string
+	for _, t := range demoTypes {
+		if n := after[t] - before[t]; n > 0 {
+			sent = append(sent, fmt.Sprintf("%d %s", int(n), t))
+		} else {
+			unchanged = append(unchanged, t)
+		}
+	}
+	if len(sent) == 0 {
+		return "nothing"
+	}
+	return strings.Join(sent, ", ") + " (no " + strings.Join(unchanged, ", ") + ")"
 }

@@ -25,10 +25,11 @@ function usage(msg) {
   if (msg) process.stderr.write(`client.js: ${msg}\n`);
   process.stderr.write(
     'usage: node client.js [--target xds:///my-app] (--count N | --seconds S)\n' +
-      '                      [--concurrency C] [--rpc-timeout-ms MS] [--timeout S] [--verbose]\n' +
+      '                      [--concurrency C] [--rate R] [--rpc-timeout-ms MS] [--timeout S] [--verbose]\n' +
       '  --count N         send N RPCs, then stop\n' +
       '  --seconds S       send RPCs for S seconds, then stop\n' +
       '  --concurrency C   RPCs in flight at once (default 4)\n' +
+      '  --rate R          start at most R RPCs per second (default: as fast as they complete)\n' +
       '  --rpc-timeout-ms  deadline of each RPC (default 5000)\n' +
       '  --timeout S       hard limit on the whole run in --count mode (default 100)\n' +
       'The xDS bootstrap is read from the file named by GRPC_XDS_BOOTSTRAP.\n'
@@ -42,6 +43,7 @@ function parseArgs(argv) {
     count: 0,
     seconds: 0,
     concurrency: 4,
+    rate: 0,
     rpcTimeoutMs: 5000,
     timeout: 100,
     verbose: false,
@@ -65,6 +67,7 @@ function parseArgs(argv) {
       case '--count': opts.count = Math.floor(num(a, next())); break;
       case '--seconds': opts.seconds = num(a, next()); break;
       case '--concurrency': opts.concurrency = Math.floor(num(a, next())); break;
+      case '--rate': opts.rate = num(a, next()); break;
       case '--rpc-timeout-ms': opts.rpcTimeoutMs = num(a, next()); break;
       case '--timeout': opts.timeout = num(a, next()); break;
       case '--verbose': case '-v': opts.verbose = true; break;
@@ -193,11 +196,19 @@ function main() {
       });
     });
 
+  let started = 0; // RPCs started, for --rate
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const worker = async () => {
     while (!stopped) {
       if (opts.count > 0) {
         if (issued >= opts.count) return;
         issued++;
+      }
+      if (opts.rate > 0) {
+        const due = start + (started++ * 1000) / opts.rate;
+        const wait = due - Date.now();
+        if (wait > 0) await sleep(wait);
+        if (stopped) return;
       }
       await oneRPC();
     }

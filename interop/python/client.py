@@ -150,6 +150,10 @@ def main():
     mode.add_argument("--count", type=positive(int), help="send N RPCs, then stop")
     mode.add_argument("--seconds", type=positive(float), help="send RPCs for S seconds, then stop")
     p.add_argument("--concurrency", type=positive(int), default=4, help="RPCs in flight at once")
+    p.add_argument(
+        "--rate", type=positive(float), default=0,
+        help="start at most R RPCs per second (default: as fast as they complete)",
+    )
     p.add_argument("--rpc-timeout-ms", type=positive(float), default=5000, help="deadline of each RPC")
     p.add_argument(
         "--timeout", type=positive(float), default=100,
@@ -172,6 +176,7 @@ def main():
     deadline = start + limit
     stop = threading.Event()
     issued = [0]
+    started = [0]  # RPCs started, for --rate
     issued_lock = threading.Lock()
 
     def one_rpc():
@@ -203,6 +208,15 @@ def main():
                     if issued[0] >= args.count:
                         return
                     issued[0] += 1
+            if args.rate:
+                with issued_lock:
+                    due = start + started[0] / args.rate
+                    started[0] += 1
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                if stop.is_set():
+                    return
             one_rpc()
 
     workers = [threading.Thread(target=worker, daemon=True) for _ in range(args.concurrency)]

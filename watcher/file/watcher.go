@@ -47,6 +47,8 @@ type Watcher struct {
 	// reported are the diagnostics already logged, so a reload logs only
 	// what is new.
 	reported map[string]bool
+	// lastGood is the last version of each object that was served.
+	lastGood map[string]mesh.Object
 }
 
 // fileState is the last good decoding of one file.
@@ -73,7 +75,7 @@ func New(cfg Config) *Watcher {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	return &Watcher{cfg: cfg, files: map[string]*fileState{}, reported: map[string]bool{}}
+	return &Watcher{cfg: cfg, files: map[string]*fileState{}, reported: map[string]bool{}, lastGood: map[string]mesh.Object{}}
 }
 
 // Load reads the whole directory and returns the mesh it describes, with
@@ -98,17 +100,21 @@ func (w *Watcher) Load() (*mesh.Snapshot, []error, error) {
 		}
 	}
 	var objs []mesh.Object
+	rejected := map[string]bool{} // objects an error left out, by key
 	for _, p := range sortedKeys(w.files) {
 		objs = append(objs, w.files[p].objects...)
 		for _, d := range w.files[p].diags {
 			problems = append(problems, d)
+			if d.Severity == mesh.SeverityError && d.Object != "" {
+				rejected[d.Object] = true
+			}
 		}
 	}
-	snap, diags := mesh.Build(objs, mesh.Options{DomainSuffix: w.cfg.DomainSuffix})
+	snap, diags, notes := w.buildKeepingLastGood(objs, rejected)
 	for _, d := range diags {
 		problems = append(problems, d)
 	}
-	return snap, problems, nil
+	return snap, append(problems, notes...), nil
 }
 
 // list returns the YAML files under the directory, sorted. Hidden files and
