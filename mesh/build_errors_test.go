@@ -70,6 +70,8 @@ func runBuildCases(t *testing.T, cases []buildCase) {
 				t.Fatalf("Decode: %v", err)
 			}
 			snap, more := Build(append(base, objs...), Options{})
+			// PRINT_DIAGS=1 prints what came out as Go literals, to help
+			// write a new case; read every line before pasting it.
 			if os.Getenv("PRINT_DIAGS") != "" {
 				for _, d := range render(append(diags, more...)) {
 					fmt.Printf("\t\t\t\t%q,\n", d)

@@ -62,7 +62,7 @@ spec: {address: 10.9.9.9}
 
 // TestBuildSkipsUnsupportedMatches checks that a match block with a
 // condition minimesh cannot evaluate never matches, rather than matching
-// everyone.
+// everyone, and that a block for gateways only never matches either.
 func TestBuildSkipsUnsupportedMatches(t *testing.T) {
 	objs := decodeFile(t, "testdata/canary.yaml", "canary.yaml")
 	more, _, err := Decode("test.yaml", []byte(`
@@ -74,7 +74,9 @@ spec:
   http:
   - match: [{sourceLabels: {app: tester}}]
     route: [{destination: {host: my-app, subset: v2}}]
-  - match: [{queryParams: {debug: {exact: "1"}}}, {uri: {prefix: /debug}}]
+  - match: [{queryParams: {debug: {exact: "1"}}}, {uri: {prefix: /debug}, gateways: [mesh]}]
+    route: [{destination: {host: my-app, subset: v2}}]
+  - match: [{uri: {prefix: /admin}, gateways: [istio-system/ingress]}]
     route: [{destination: {host: my-app, subset: v2}}]
   - route: [{destination: {host: my-app, subset: v1}}]
 `), "default")

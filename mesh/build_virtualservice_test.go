@@ -230,9 +230,49 @@ spec:
 				`warning: test.yaml: VirtualService default/testers: spec.http[1].match[0].queryParams: not supported by minimesh; this match block is skipped (it never matches)`,
 				`warning: test.yaml: VirtualService default/testers: spec.http[1].fault: not supported by minimesh, ignored`,
 				`warning: test.yaml: VirtualService default/testers: spec.hosts[0]: "testers.example.com" matches no service (known hosts: my-app.default.svc.cluster.local)`,
-				`warning: test.yaml: VirtualService default/testers: spec.http[0]: every match block uses conditions minimesh does not implement: rule skipped`,
+				`warning: test.yaml: VirtualService default/testers: spec.http[0]: none of its match blocks can ever match: rule skipped`,
 			},
 			added: []string{"VirtualService default/testers: testers.example.com"},
+		},
+		{
+			name: "match blocks for gateways only",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge-rules}
+spec:
+  hosts: [my-app.example.com]
+  http:
+  - match: [{uri: {prefix: /admin}, gateways: [istio-system/ingress]}]
+    route: [{destination: {host: my-app, subset: v2}}]
+  - match: [{uri: {prefix: /api}, gateways: [mesh, istio-system/ingress]}]
+    route: [{destination: {host: my-app, subset: v1}}]
+`,
+			want: []string{
+				`warning: test.yaml: VirtualService default/edge-rules: spec.hosts[0]: "my-app.example.com" matches no service (known hosts: my-app.default.svc.cluster.local)`,
+				`warning: test.yaml: VirtualService default/edge-rules: spec.http[0].match[0].gateways: this match block applies only to gateways (istio-system/ingress), never to sidecars: skipped`,
+				`warning: test.yaml: VirtualService default/edge-rules: spec.http[0]: none of its match blocks can ever match: rule skipped`,
+			},
+			added: []string{"VirtualService default/edge-rules: my-app.example.com"},
+		},
+		{
+			name: "every rule skipped",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: testers-only}
+spec:
+  hosts: [my-app.example.com]
+  http:
+  - match: [{sourceLabels: {app: tester}}]
+    route: [{destination: {host: my-app, subset: v2}}]
+`,
+			want: []string{
+				`warning: test.yaml: VirtualService default/testers-only: spec.http[0].match[0].sourceLabels: not supported by minimesh; this match block is skipped (it never matches)`,
+				`warning: test.yaml: VirtualService default/testers-only: spec.hosts[0]: "my-app.example.com" matches no service (known hosts: my-app.default.svc.cluster.local)`,
+				`warning: test.yaml: VirtualService default/testers-only: spec.http[0]: none of its match blocks can ever match: rule skipped`,
+				`warning: test.yaml: VirtualService default/testers-only: spec.http: no http rule minimesh can apply (it implements http rules only): VirtualService ignored`,
+			},
 		},
 		{
 			name: "tcp only",
@@ -247,7 +287,7 @@ spec:
 			want: []string{
 				`warning: test.yaml: VirtualService default/tcp: spec.tcp: not supported by minimesh, ignored`,
 				`warning: test.yaml: VirtualService default/tcp: spec.hosts[0]: "tcp.example.com" matches no service (known hosts: my-app.default.svc.cluster.local)`,
-				`warning: test.yaml: VirtualService default/tcp: spec.http: no http routes, and minimesh implements only those: VirtualService ignored`,
+				`warning: test.yaml: VirtualService default/tcp: spec.http: no http rule minimesh can apply (it implements http rules only): VirtualService ignored`,
 			},
 		},
 	})

@@ -14,8 +14,9 @@ import (
 // The parts of a VirtualService http rule: matches and destinations.
 
 // convertMatch converts one match block. It returns false when the block
-// uses a condition minimesh does not implement: ignoring the condition would
-// match more requests than meant, so the block is skipped instead (the
+// can never match a sidecar's request: it is for gateways only, or it uses
+// a condition minimesh does not implement (ignoring the condition would
+// match more requests than meant, so the block is skipped instead; the
 // decoder has warned about the field).
 func convertMatch(m *networking.HTTPMatchRequest, path fieldPath, r *report) (HTTPMatch, bool) {
 	match := HTTPMatch{
@@ -23,6 +24,11 @@ func convertMatch(m *networking.HTTPMatchRequest, path fieldPath, r *report) (HT
 		URI:     convertStringMatch(m.GetUri(), path.field("uri"), r),
 		Method:  convertStringMatch(m.GetMethod(), path.field("method"), r),
 		Headers: convertHeaderMatches(m.GetHeaders(), path.field("headers"), r),
+	}
+	if gw := m.GetGateways(); len(gw) > 0 && !slices.Contains(gw, meshGateway) {
+		r.warnf(path.field("gateways"), "this match block applies only to gateways (%s), "+
+			"never to sidecars: skipped", strings.Join(gw, ", "))
+		return match, false
 	}
 	unsupported := findUnsupported("VirtualService", m, "http.match", path)
 	return match, len(unsupported) == 0

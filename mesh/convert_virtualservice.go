@@ -22,8 +22,11 @@ func convertVirtualService(ref Ref, vs *networking.VirtualService, reg *registry
 	if !r.ok() {
 		return nil
 	}
-	if len(vs.GetHttp()) == 0 {
-		r.warnf("spec.http", "no http routes, and minimesh implements only those: VirtualService ignored")
+	if len(routes) == 0 {
+		// Without routes the hosts would answer 404 to everything; without
+		// the VirtualService they get the default route to the service.
+		r.warnf("spec.http", "no http rule minimesh can apply (it implements http rules only): "+
+			"VirtualService ignored")
 		return nil
 	}
 	return &VirtualService{
@@ -105,15 +108,15 @@ func resolvedNote(host, fqdn string) string {
 }
 
 // convertHTTPRoutes converts spec.http, in order. A rule whose match blocks
-// are all skipped (they use conditions minimesh does not implement) never
-// matches, so it is left out.
+// are all skipped (for gateways only, or using conditions minimesh does not
+// implement) never matches, so it is left out.
 func convertHTTPRoutes(rules []*networking.HTTPRoute, namespace string, reg *registry, r *report) []HTTPRoute {
 	out := make([]HTTPRoute, 0, len(rules))
 	for i, rule := range rules {
 		path := fieldPath("spec.http").index(i)
 		route, matches := convertHTTPRoute(rule, path, namespace, reg, r)
 		if !matches {
-			r.warnf(path, "every match block uses conditions minimesh does not implement: rule skipped")
+			r.warnf(path, "none of its match blocks can ever match: rule skipped")
 			continue
 		}
 		out = append(out, route)

@@ -192,6 +192,8 @@ spec:
 			if err != nil {
 				t.Fatal(err)
 			}
+			// PRINT_DIAGS=1 prints what came out as Go literals, to help
+			// write a new case; read every line before pasting it.
 			if os.Getenv("PRINT_DIAGS") != "" {
 				for _, d := range render(diags) {
 					fmt.Printf("\t\t\t\t%q,\n", d)

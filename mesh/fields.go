@@ -67,6 +67,7 @@ var supportedFields = map[string][]string{
 			"gateways", // only empty or ["mesh"]; checked by the converter
 			"http.name",
 			"http.match.name",
+			"http.match.gateways", // a block for gateways only never matches
 		},
 		prefixed("http.match.uri.", stringMatchFields),
 		prefixed("http.match.headers.", stringMatchFields),
