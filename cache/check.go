@@ -13,11 +13,13 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
 )
 
 // validator is implemented by every generated Envoy API message.
@@ -31,14 +33,29 @@ func Check(byType map[string][]types.Resource) error {
 		names[t] = map[string]bool{}
 		for _, r := range byType[t] {
 			name := cachev3.GetResourceName(r)
+			// A resource filed under another type's URL would be sent as
+			// that type, and made the casts below panic: refuse it.
+			if got := resourcev3.APITypePrefix + string(proto.MessageName(r)); got != t {
+				errs = append(errs, fmt.Errorf("%s %q: is a %s", shortType(t), name, shortType(got)))
+				continue
+			}
 			if names[t][name] {
 				errs = append(errs, fmt.Errorf("%s %q: duplicate name", shortType(t), name))
 			}
 			names[t][name] = true
+			var invalid error
 			if v, ok := r.(validator); ok {
-				if err := v.ValidateAll(); err != nil {
-					errs = append(errs, fmt.Errorf("%s %q: %w", shortType(t), name, err))
-				}
+				invalid = v.ValidateAll()
+			}
+			switch {
+			case invalid != nil:
+				errs = append(errs, fmt.Errorf("%s %q: %w", shortType(t), name, invalid))
+			case name == "":
+				// xDS knows resources by name, but ValidateAll lets a
+				// listener or a route configuration have none: a gRPC
+				// client cannot ask for it, and Envoy gives a nameless
+				// listener a new random name on every update.
+				errs = append(errs, fmt.Errorf("%s %q: no name", shortType(t), name))
 			}
 		}
 	}
@@ -48,14 +65,21 @@ func Check(byType map[string][]types.Resource) error {
 		}
 	}
 	c := checker{names: names}
+	// The type of each resource was checked above; skip any misfiled one.
 	for _, r := range byType[resourcev3.ClusterType] {
-		c.cluster(r.(*clusterv3.Cluster))
+		if cl, ok := r.(*clusterv3.Cluster); ok {
+			c.cluster(cl)
+		}
 	}
 	for _, r := range byType[resourcev3.ListenerType] {
-		c.listener(r.(*listenerv3.Listener))
+		if l, ok := r.(*listenerv3.Listener); ok {
+			c.listener(l)
+		}
 	}
 	for _, r := range byType[resourcev3.RouteType] {
-		c.routeConfig(r.(*routev3.RouteConfiguration), "RouteConfiguration "+quote(cachev3.GetResourceName(r)))
+		if rc, ok := r.(*routev3.RouteConfiguration); ok {
+			c.routeConfig(rc, "RouteConfiguration "+quote(rc.GetName()))
+		}
 	}
 	return errors.Join(append(errs, c.errs...)...)
 }
@@ -117,6 +141,11 @@ func (c *checker) listener(l *listenerv3.Listener) {
 			c.networkFilter(f, fmt.Sprintf("%s filter_chains[%d]", where, i))
 		}
 	}
+	// The default chain's filters reference route configurations and
+	// clusters just like the others.
+	for _, f := range l.GetDefaultFilterChain().GetFilters() {
+		c.networkFilter(f, where+" default_filter_chain")
+	}
 }
 
 // networkFilter follows an HCM or TCP proxy to what it references.
@@ -149,7 +178,9 @@ func (c *checker) networkFilter(f *listenerv3.Filter, where string) {
 // in place; the router filter comes last.
 func (c *checker) hcm(hcm *hcmv3.HttpConnectionManager, where string) {
 	filters := hcm.GetHttpFilters()
-	if len(filters) == 0 || filters[len(filters)-1].GetName() != "envoy.filters.http.router" {
+	// Envoy and gRPC tell the router by the type of its config, not by the
+	// filter's name (which is free).
+	if len(filters) == 0 || !filters[len(filters)-1].GetTypedConfig().MessageIs(&routerv3.Router{}) {
 		c.fail("%s: the router must be the last HTTP filter", where)
 	}
 	switch {

@@ -46,6 +46,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	workers := fs.Int("clients", 4, "concurrent callers in the demo client")
 	rate := fs.Int("rate", 2000, "calls per second, in total (0: as fast as possible)")
 	level := fs.String("log-level", "error", "minimesh's own log level during the demo")
+	v1Port := fs.Int("v1-port", 50051, "port of backend v1 on 127.0.0.1 (written into workloads.yaml)")
+	v2Port := fs.Int("v2-port", 50052, "port of backend v2 on 127.0.0.1 (written into workloads.yaml)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,7 +60,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// the demo's output.
 		grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
 	}
-	d, err := startDemo(ctx, log, stdout)
+	d, err := startDemo(ctx, log, stdout, map[string]int{"v1": *v1Port, "v2": *v2Port})
 	if err != nil {
 		return err
 	}
@@ -78,12 +80,12 @@ type demo struct {
 
 // startDemo writes the canary YAML to a temporary directory, starts
 // minimesh on it and the two backends, and dials the client.
-func startDemo(ctx context.Context, log *zap.Logger, out io.Writer) (*demo, error) {
+func startDemo(ctx context.Context, log *zap.Logger, out io.Writer, ports map[string]int) (*demo, error) {
 	dir, err := os.MkdirTemp("", "minimesh-demo-")
 	if err != nil {
 		return nil, err
 	}
-	if err := writeCanary(dir); err != nil {
+	if err := writeCanary(dir, ports); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -109,13 +111,14 @@ func startDemo(ctx context.Context, log *zap.Logger, out io.Writer) (*demo, erro
 	boot := func(node string) ([]byte, error) {
 		return bootstrap.GRPC(bootstrap.GRPCOptions{NodeID: node, XDSAddress: cp.Addr.String()})
 	}
-	for _, v := range []struct{ version, addr string }{{"v1", "127.0.0.1:50051"}, {"v2", "127.0.0.1:50052"}} {
-		b, err := boot("my-app-" + v.version + ".default")
+	for _, version := range []string{"v1", "v2"} {
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[version])
+		b, err := boot("my-app-" + version + ".default")
 		if err != nil {
 			d.stop()
 			return nil, err
 		}
-		backend, err := demoapp.StartBackend(v.version, v.addr, b)
+		backend, err := demoapp.StartBackend(version, addr, b)
 		if err != nil {
 			d.stop()
 			return nil, fmt.Errorf("%w (the ports are set in %s)", err, filepath.Join(dir, "workloads.yaml"))
@@ -131,19 +134,25 @@ func startDemo(ctx context.Context, log *zap.Logger, out io.Writer) (*demo, erro
 		d.stop()
 		return nil, err
 	}
-	fmt.Fprintf(out, "minimesh xDS server: %s   backends: v1 127.0.0.1:50051, v2 127.0.0.1:50052\n\n", cp.Addr)
+	fmt.Fprintf(out, "minimesh xDS server: %s   backends: v1 127.0.0.1:%d, v2 127.0.0.1:%d\n\n", cp.Addr, ports["v1"], ports["v2"])
 	return d, nil
 }
 
-// writeCanary copies the embedded canary example into dir.
-func writeCanary(dir string) error {
+// writeCanary copies the embedded canary example into dir, with the
+// backends' ports set.
+func writeCanary(dir string, ports map[string]int) error {
 	return fs.WalkDir(examples.Canary, "canary", func(path string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
+		if err != nil || e.IsDir() || !strings.HasSuffix(path, ".yaml") {
 			return err
 		}
 		data, err := examples.Canary.ReadFile(path)
 		if err != nil {
 			return err
+		}
+		if filepath.Base(path) == "workloads.yaml" {
+			text := strings.Replace(string(data), "grpc: 50051", fmt.Sprintf("grpc: %d", ports["v1"]), 1)
+			text = strings.Replace(text, "grpc: 50052", fmt.Sprintf("grpc: %d", ports["v2"]), 1)
+			data = []byte(text)
 		}
 		return os.WriteFile(filepath.Join(dir, filepath.Base(path)), data, 0o644)
 	})
@@ -181,8 +190,8 @@ func (t *tally) take() (v1, v2, errs int64, lastErr string) {
 func (d *demo) play(ctx context.Context, phaseLen time.Duration, workers, rate int) error {
 	var t tally
 	callCtx, stopCalls := context.WithCancel(ctx)
-	defer stopCalls()
 	var wg sync.WaitGroup
+	defer func() { stopCalls(); wg.Wait() }()
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() {
@@ -190,7 +199,6 @@ func (d *demo) play(ctx context.Context, phaseLen time.Duration, workers, rate i
 			d.callLoop(callCtx, &t, workers, rate)
 		}()
 	}
-	defer wg.Wait()
 
 	type result struct {
 		phase       demoPhase
