@@ -9,7 +9,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -92,7 +92,7 @@ func SocketAddress(address string, port uint32) *corev3.Address {
 // useHTTP2Upstream makes Envoy speak HTTP/2 to the cluster's endpoints (gRPC
 // and HTTP2 ports), and sets per-connection HTTP limits.
 func useHTTP2Upstream(c *clusterv3.Cluster, http2 bool, pool *mesh.ConnectionPool) error {
-	opts := &httpv3.HttpProtocolOptions{}
+	opts := &upstreamhttpv3.HttpProtocolOptions{}
 	if pool != nil && (pool.MaxRequestsPerConnection > 0 || pool.IdleTimeout > 0) {
 		opts.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{}
 		if pool.MaxRequestsPerConnection > 0 {
@@ -106,17 +106,17 @@ func useHTTP2Upstream(c *clusterv3.Cluster, http2 bool, pool *mesh.ConnectionPoo
 		return nil
 	}
 	if http2 {
-		opts.UpstreamProtocolOptions = &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+		opts.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
 					Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
 				},
 			},
 		}
 	} else {
-		opts.UpstreamProtocolOptions = &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{
+		opts.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{
 					HttpProtocolOptions: &corev3.Http1ProtocolOptions{},
 				},
 			},
