@@ -36,7 +36,14 @@ type callbacks struct {
 	log     *zap.Logger
 
 	mu      sync.Mutex
-	streams map[int64]*streamState
+	streams map[streamKey]*streamState
+}
+
+// streamKey identifies a stream. go-control-plane numbers state-of-the-world
+// and delta streams separately, so the same number can be both.
+type streamKey struct {
+	delta bool
+	id    int64
 }
 
 // streamState is what the server knows of one open stream.
@@ -48,7 +55,7 @@ type streamState struct {
 var _ serverv3.Callbacks = (*callbacks)(nil)
 
 func newCallbacks(hooks Hooks, tracker *Tracker, metrics *Metrics, log *zap.Logger) *callbacks {
-	return &callbacks{hooks: hooks, tracker: tracker, metrics: metrics, log: log, streams: map[int64]*streamState{}}
+	return &callbacks{hooks: hooks, tracker: tracker, metrics: metrics, log: log, streams: map[streamKey]*streamState{}}
 }
 
 func (c *callbacks) OnStreamOpen(ctx context.Context, id int64, typeURL string) error {
@@ -59,12 +66,14 @@ func (c *callbacks) OnDeltaStreamOpen(ctx context.Context, id int64, typeURL str
 	return nil
 }
 
-func (c *callbacks) OnStreamClosed(id int64, node *corev3.Node) { c.closed(id) }
+func (c *callbacks) OnStreamClosed(id int64, node *corev3.Node) { c.closed(streamKey{id: id}) }
 
-func (c *callbacks) OnDeltaStreamClosed(id int64, node *corev3.Node) { c.closed(id) }
+func (c *callbacks) OnDeltaStreamClosed(id int64, node *corev3.Node) {
+	c.closed(streamKey{delta: true, id: id})
+}
 
 // closed forgets a stream, and the node when it was its last.
-func (c *callbacks) closed(id int64) {
+func (c *callbacks) closed(id streamKey) {
 	c.mu.Lock()
 	st := c.streams[id]
 	delete(c.streams, id)
@@ -73,7 +82,7 @@ func (c *callbacks) closed(id int64) {
 		return // closed before its first request
 	}
 	c.metrics.streamClosed(st.node)
-	c.log.Info("stream closed", zap.String("proxy", st.node.GetId()), zap.Int64("stream", id))
+	c.log.Info("stream closed", zap.String("proxy", st.node.GetId()), zap.Int64("stream", id.id), zap.Bool("delta", id.delta))
 	if c.tracker.streamClosed(st.node.GetId()) {
 		c.hooks.Disconnect(st.node.GetId())
 	} else {
@@ -83,7 +92,7 @@ func (c *callbacks) closed(id int64) {
 
 // stream returns the state of a stream, registering it (and connecting the
 // node) on its first request.
-func (c *callbacks) stream(id int64, node *corev3.Node) (*streamState, error) {
+func (c *callbacks) stream(id streamKey, node *corev3.Node) (*streamState, error) {
 	c.mu.Lock()
 	st := c.streams[id]
 	c.mu.Unlock()
@@ -94,7 +103,15 @@ func (c *callbacks) stream(id int64, node *corev3.Node) (*streamState, error) {
 		return nil, errNoNodeID
 	}
 	st = &streamState{node: node, listeners: map[string]bool{}}
-	first := c.tracker.streamOpened(node)
+	first, otherAgent := c.tracker.streamOpened(node)
+	if !first && otherAgent != node.GetUserAgentName() {
+		// One node ID, two kinds of client: they share one configuration,
+		// built for whichever connected first. Almost always a copied
+		// bootstrap.
+		c.log.Warn("two different proxies use the same node ID; give each its own",
+			zap.String("proxy", node.GetId()), zap.String("user_agent", node.GetUserAgentName()),
+			zap.String("other_user_agent", otherAgent))
+	}
 	if first {
 		if err := c.hooks.Connect(node); err != nil {
 			c.tracker.streamClosed(node.GetId())
@@ -107,12 +124,12 @@ func (c *callbacks) stream(id int64, node *corev3.Node) (*streamState, error) {
 	c.mu.Unlock()
 	c.metrics.streamOpened(node)
 	c.log.Info("stream opened", zap.String("proxy", node.GetId()), zap.String("user_agent", node.GetUserAgentName()),
-		zap.Int64("stream", id))
+		zap.Int64("stream", id.id), zap.Bool("delta", id.delta))
 	return st, nil
 }
 
 func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
-	st, err := c.stream(id, req.GetNode())
+	st, err := c.stream(streamKey{id: id}, req.GetNode())
 	if err != nil {
 		return err
 	}
@@ -124,7 +141,7 @@ func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest)
 }
 
 func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	st, err := c.stream(id, req.GetNode())
+	st, err := c.stream(streamKey{delta: true, id: id}, req.GetNode())
 	if err != nil {
 		return err
 	}
@@ -219,15 +236,15 @@ func (c *callbacks) updateListeners(node *corev3.Node) {
 }
 
 func (c *callbacks) OnStreamResponse(ctx context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-	c.sent(id, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce())
+	c.sent(streamKey{id: id}, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce())
 }
 
 func (c *callbacks) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-	c.sent(id, resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce())
+	c.sent(streamKey{delta: true, id: id}, resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce())
 }
 
 // sent records a response.
-func (c *callbacks) sent(id int64, typeURL, version, nonce string) {
+func (c *callbacks) sent(id streamKey, typeURL, version, nonce string) {
 	c.mu.Lock()
 	st := c.streams[id]
 	c.mu.Unlock()

@@ -404,3 +404,40 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSotWAndDeltaStreamsAreTrackedApart: go-control-plane numbers SotW and
+// delta streams separately; stream 1 of each must be two proxies.
+func TestSotWAndDeltaStreamsAreTrackedApart(t *testing.T) {
+	_, hooks, conn := startServer(t, "a")
+	client := sotwclient.NewADSClient(context.Background(), envoyNode("sotw.default"), resourcev3.ClusterType)
+	if err := client.InitConnect(conn); err != nil {
+		t.Fatal(err)
+	}
+	fetch(t, client)
+
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode("delta.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := stream.Recv()
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the delta stream's proxy was never connected (taken for the SotW stream with the same number)")
+	}
+	hooks.mu.Lock()
+	defer hooks.mu.Unlock()
+	if len(hooks.connected) != 2 {
+		t.Fatalf("connected %v, want both proxies", hooks.connected)
+	}
+}

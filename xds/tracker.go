@@ -62,8 +62,8 @@ func NewTracker() *Tracker {
 }
 
 // streamOpened counts a stream for node and reports whether it is the
-// node's first.
-func (t *Tracker) streamOpened(node *corev3.Node) bool {
+// node's first, and the user agent the node's other streams use.
+func (t *Tracker) streamOpened(node *corev3.Node) (first bool, otherAgent string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.proxies[node.GetId()]
@@ -71,9 +71,10 @@ func (t *Tracker) streamOpened(node *corev3.Node) bool {
 		p = &ProxyStatus{NodeID: node.GetId(), Types: map[string]*TypeStatus{}}
 		t.proxies[node.GetId()] = p
 	}
+	otherAgent = p.UserAgent
 	p.UserAgent = node.GetUserAgentName()
 	p.Streams++
-	return p.Streams == 1
+	return p.Streams == 1, otherAgent
 }
 
 // streamClosed uncounts a stream and reports whether it was the node's last.

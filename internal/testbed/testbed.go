@@ -27,7 +27,8 @@ type Canary struct {
 	XDSAddress string // plaintext xDS, "127.0.0.1:NNNNN"
 	Dir        string // the config dir being served
 	CP         *runner.ControlPlane
-	Backends   map[string]*demoapp.Backend // by version
+	Ports      map[string]int              // backend port by version, as in workloads.yaml
+	Backends   map[string]*demoapp.Backend // by version (StartCanary only)
 }
 
 // ExamplesDir returns the repository's examples directory.
@@ -74,6 +75,21 @@ func FreePort(t testing.TB) int {
 // backends' ports moved to free ones, and the backends v1 and v2.
 func StartCanary(t testing.TB) *Canary {
 	t.Helper()
+	c := StartCanaryServer(t)
+	for _, v := range []string{"v1", "v2"} {
+		b, err := demoapp.StartBackend(v, fmt.Sprintf("127.0.0.1:%d", c.Ports[v]), c.GRPCBootstrap(t, "my-app-"+v+".default"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Backends[v] = b
+	}
+	return c
+}
+
+// StartCanaryServer starts only minimesh on a copy of examples/canary;
+// nothing uses the workloads' node IDs yet.
+func StartCanaryServer(t testing.TB) *Canary {
+	t.Helper()
 	dir := CopyDir(t, filepath.Join(ExamplesDir(), "canary"))
 	ports := map[string]int{"v1": FreePort(t), "v2": FreePort(t)}
 	rewrite(t, filepath.Join(dir, "workloads.yaml"), map[string]string{
@@ -89,7 +105,7 @@ func StartCanary(t testing.TB) *Canary {
 		cancel()
 		t.Fatal(err)
 	}
-	c := &Canary{XDSAddress: cp.Addr.String(), Dir: dir, CP: cp, Backends: map[string]*demoapp.Backend{}}
+	c := &Canary{XDSAddress: cp.Addr.String(), Dir: dir, CP: cp, Ports: ports, Backends: map[string]*demoapp.Backend{}}
 	t.Cleanup(func() {
 		for _, b := range c.Backends {
 			b.Stop()
@@ -97,13 +113,6 @@ func StartCanary(t testing.TB) *Canary {
 		cp.Stop()
 		cancel()
 	})
-	for _, v := range []string{"v1", "v2"} {
-		b, err := demoapp.StartBackend(v, fmt.Sprintf("127.0.0.1:%d", ports[v]), c.GRPCBootstrap(t, "my-app-"+v+".default"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Backends[v] = b
-	}
 	return c
 }
 

@@ -1,0 +1,272 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/minimesh/minimesh/cache"
+)
+
+// withWeights is the valid set with the gRPC client's canary split changed.
+func withWeights(t *testing.T, v1, v2 uint32) resources {
+	return setWeights(t, valid(), v1, v2)
+}
+
+// setWeights changes the gRPC client's canary split in rs.
+func setWeights(t *testing.T, rs resources, v1, v2 uint32) resources {
+	rs.replace(t, resourcev3.RouteType, grpcRoutes, routeConfig(grpcRoutes,
+		virtualHost("my-app.default.svc.cluster.local:80", []string{"my-app.default.svc.cluster.local:80"},
+			split("default", weighted{v1Cluster, v1}, weighted{v2Cluster, v2}))))
+	return rs
+}
+
+// versionsOf returns the versions of a snapshot, nil for none.
+func versionsOf(s *cache.Snapshot) map[string]string {
+	if s == nil {
+		return nil
+	}
+	return s.Versions()
+}
+
+func shortTypes(typeURLs []string) []string {
+	var out []string
+	for _, t := range typeURLs {
+		out = append(out, cache.ShortType(t))
+	}
+	return out
+}
+
+func TestPublish(t *testing.T) {
+	ctx := context.Background()
+	c := cache.New(nil)
+	const node = "client.default"
+
+	if c.Get(node) != nil {
+		t.Fatal("Get before any publish returned a snapshot")
+	}
+	first := newSnapshot(t, valid())
+	changed, err := c.Publish(ctx, node, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(changed, cache.Types) {
+		t.Errorf("first publish: changed %v, want every type %v", shortTypes(changed), shortTypes(cache.Types))
+	}
+	if got := c.Get(node); got == nil || !maps.Equal(got.Versions(), first.Versions()) {
+		t.Errorf("Get after the first publish: %v, want versions %v", versionsOf(got), first.Versions())
+	}
+
+	// The same content again, built anew: nothing to push.
+	changed, err = c.Publish(ctx, node, newSnapshot(t, valid()))
+	if err != nil || changed != nil {
+		t.Errorf("publishing the same content again: changed %v, err %v; want nil, nil", shortTypes(changed), err)
+	}
+
+	// Only routes change.
+	routes := newSnapshot(t, withWeights(t, 50, 50))
+	changed, err = c.Publish(ctx, node, routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{resourcev3.RouteType}; !slices.Equal(changed, want) {
+		t.Errorf("changing routes only: changed %v, want %v", shortTypes(changed), shortTypes(want))
+	}
+	got := c.Get(node)
+	if got == nil || !maps.Equal(got.Versions(), routes.Versions()) {
+		t.Fatalf("Get after the route change: %v, want versions %v", versionsOf(got), routes.Versions())
+	}
+	if rc, want := got.GetResources(resourcev3.RouteType)[grpcRoutes], routes.GetResources(resourcev3.RouteType)[grpcRoutes]; !proto.Equal(rc, want) {
+		t.Errorf("Get serves route configuration %v, want %v", rc, want)
+	}
+
+	// What the xDS server answers from follows.
+	resp, err := c.XDS().Fetch(ctx, &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node}, TypeUrl: resourcev3.RouteType})
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if v := resp.GetResponseVersion(); v != routes.GetVersion(resourcev3.RouteType) {
+		t.Errorf("Fetch answers route version %s, want %s", v, routes.GetVersion(resourcev3.RouteType))
+	}
+
+	// Other nodes are separate.
+	if c.Get("other.default") != nil {
+		t.Error("Get of a node never published returned a snapshot")
+	}
+
+	c.Forget(node)
+	if c.Get(node) != nil {
+		t.Error("Get after Forget returned a snapshot")
+	}
+	if _, err := c.XDS().Fetch(ctx, &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node}, TypeUrl: resourcev3.RouteType}); err == nil {
+		t.Error("Fetch after Forget answered")
+	}
+	changed, err = c.Publish(ctx, node, routes)
+	if err != nil || !slices.Equal(changed, cache.Types) {
+		t.Errorf("publish after Forget: changed %v, err %v; want every type", shortTypes(changed), err)
+	}
+}
+
+// watcher holds a proxy's open SotW watches, one per type, all answering
+// on one channel, the way the ADS server uses the cache.
+type watcher struct {
+	t         *testing.T
+	c         *cache.Cache
+	node      *corev3.Node
+	responses chan cachev3.Response
+	last      map[string]cachev3.Response // by type: the last response received
+}
+
+// watchOrder lists the types in the order watches are opened: the reverse
+// of the push order, so that the push order cannot come from it.
+var watchOrder = []string{resourcev3.RouteType, resourcev3.ListenerType, resourcev3.EndpointType, resourcev3.ClusterType}
+
+// open opens one watch per type. Clusters and listeners are asked for by
+// wildcard, endpoints and routes by name, as Envoy does; each request acks
+// the last response of its type.
+func (w *watcher) open() {
+	w.t.Helper()
+	for _, typ := range watchOrder {
+		req := &discoveryv3.DiscoveryRequest{Node: w.node, TypeUrl: typ}
+		var returned map[string]string
+		if last := w.last[typ]; last != nil {
+			req.VersionInfo = last.GetResponseVersion()
+			returned = last.GetReturnedResources()
+		}
+		if typ == resourcev3.EndpointType || typ == resourcev3.RouteType {
+			for _, r := range valid()[typ] {
+				req.ResourceNames = append(req.ResourceNames, cachev3.GetResourceName(r))
+			}
+			slices.Sort(req.ResourceNames)
+		}
+		sub := stream.NewSotwSubscription(req.GetResourceNames(), true)
+		if returned != nil {
+			sub.SetReturnedResources(returned)
+		}
+		if _, err := w.c.XDS().CreateWatch(req, &sub, w.responses); err != nil {
+			w.t.Fatalf("CreateWatch %s: %v", cache.ShortType(typ), err)
+		}
+	}
+}
+
+// receive takes n responses from the channel, in the order they came.
+func (w *watcher) receive(n int) []cachev3.Response {
+	w.t.Helper()
+	var out []cachev3.Response
+	for range n {
+		select {
+		case r := <-w.responses:
+			w.last[r.GetRequest().GetTypeUrl()] = r
+			out = append(out, r)
+		case <-time.After(5 * time.Second):
+			w.t.Fatalf("got %d responses, want %d", len(out), n)
+		}
+	}
+	return out
+}
+
+// none checks that no response is waiting. Responses are sent while
+// CreateWatch or Publish runs, so there is nothing to wait for.
+func (w *watcher) none(what string) {
+	w.t.Helper()
+	select {
+	case r := <-w.responses:
+		w.t.Errorf("%s: unexpected %s response", what, cache.ShortType(r.GetRequest().GetTypeUrl()))
+	default:
+	}
+}
+
+func typesOf(rs []cachev3.Response) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.GetRequest().GetTypeUrl())
+	}
+	return out
+}
+
+// round returns a valid set in which clusters, endpoints, listeners and
+// routes all differ from every other round's.
+func round(t *testing.T, i int) resources {
+	rs := withWeights(t, uint32(1+i), uint32(99-i))
+	extra := fmt.Sprintf("outbound|%d||round.example.com", 8000+i)
+	rs[resourcev3.ClusterType] = append(rs[resourcev3.ClusterType], staticCluster(extra, uint32(8000+i)))
+	rs.replace(t, resourcev3.EndpointType, v1Cluster, loadAssignment(v1Cluster, 50051, fmt.Sprintf("10.0.0.%d", 10+i)))
+	port := uint32(20000 + i)
+	rs[resourcev3.ListenerType] = append(rs[resourcev3.ListenerType], listener(fmt.Sprintf("127.0.0.1_%d", port), port, tcpProxyFilter(extra)))
+	return rs
+}
+
+// A change to every type reaches a proxy's watches in the order of
+// cache.Types: clusters, endpoints, listeners, routes.
+func TestPublishOrder(t *testing.T) {
+	ctx := context.Background()
+	c := cache.New(nil)
+	w := &watcher{
+		t:         t,
+		c:         c,
+		node:      &corev3.Node{Id: "my-app-v1.default"},
+		responses: make(chan cachev3.Response, 16),
+		last:      map[string]cachev3.Response{},
+	}
+	if _, err := c.Publish(ctx, w.node.GetId(), newSnapshot(t, round(t, 0))); err != nil {
+		t.Fatal(err)
+	}
+	// The proxy connects: every watch is answered at once.
+	w.open()
+	w.receive(len(watchOrder))
+	w.none("initial requests")
+
+	want := []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
+	// Several rounds, so that an order that came by chance would not last.
+	for i := 1; i <= 5; i++ {
+		w.open() // acks: nothing to send until something changes
+		w.none(fmt.Sprintf("round %d: acks", i))
+
+		s := newSnapshot(t, round(t, i))
+		changed, err := c.Publish(ctx, w.node.GetId(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(changed, want) {
+			t.Fatalf("round %d: Publish changed %v, want %v", i, shortTypes(changed), shortTypes(want))
+		}
+		got := w.receive(len(want))
+		if !slices.Equal(typesOf(got), want) {
+			t.Errorf("round %d: responses in the order %v, want %v", i, shortTypes(typesOf(got)), shortTypes(want))
+		}
+		for _, r := range got {
+			typ := r.GetRequest().GetTypeUrl()
+			if v := r.GetResponseVersion(); v != s.GetVersion(typ) {
+				t.Errorf("round %d: %s response has version %s, want %s", i, cache.ShortType(typ), v, s.GetVersion(typ))
+			}
+			dr, err := r.GetDiscoveryResponse()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := len(dr.GetResources()), len(s.GetResources(typ)); got != want {
+				t.Errorf("round %d: %s response has %d resources, want %d", i, cache.ShortType(typ), got, want)
+			}
+		}
+		w.none(fmt.Sprintf("round %d: after the pushes", i))
+	}
+
+	// Only routes change: only the route watch fires.
+	w.open()
+	if _, err := c.Publish(ctx, w.node.GetId(), newSnapshot(t, setWeights(t, round(t, 5), 42, 58))); err != nil {
+		t.Fatal(err)
+	}
+	if got := typesOf(w.receive(1)); !slices.Equal(got, []string{resourcev3.RouteType}) {
+		t.Errorf("routes-only change: responses %v, want [RouteConfiguration]", shortTypes(got))
+	}
+	w.none("routes-only change")
+}

@@ -1,0 +1,322 @@
+// Package envoysim is a simulated Envoy xDS client: it opens one ADS
+// stream (state of the world or delta), subscribes the way Envoy does
+// (clusters and listeners as wildcards, then the endpoints and route
+// configurations they name), validates every resource it receives with
+// Envoy's own rules, and ACKs or NACKs like Envoy.
+//
+// It stands in for Envoy, which cannot run here, in end-to-end tests and
+// load tests. It checks what Envoy would reject on arrival; it does not
+// forward traffic.
+package envoysim
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Config describes the simulated Envoy.
+type Config struct {
+	NodeID string
+	Delta  bool // delta xDS instead of state of the world
+	// Metadata is the node metadata (for example NAMESPACE).
+	Metadata map[string]string
+}
+
+// Update is one response the simulated Envoy received.
+type Update struct {
+	TypeURL string
+	Version string   // SotW version_info, or delta system_version_info
+	Names   []string // resources added or updated
+	Removed []string // delta only
+	NACK    string   // non-empty if the response was rejected
+	At      time.Time
+}
+
+// Envoy is one simulated Envoy.
+type Envoy struct {
+	cfg  Config
+	node *corev3.Node
+
+	mu        sync.Mutex
+	resources map[string]map[string]proto.Message // type -> name -> resource
+	versions  map[string]map[string]string        // type -> name -> version (delta)
+	typeVer   map[string]string                   // type -> last accepted version (SotW)
+	subs      map[string][]string                 // EDS/RDS names subscribed
+	updates   chan Update
+	problems  []string
+}
+
+// New returns a simulated Envoy; call Run to connect it.
+func New(cfg Config) *Envoy {
+	node := &corev3.Node{Id: cfg.NodeID, UserAgentName: "envoy", Cluster: "sim"}
+	if len(cfg.Metadata) > 0 {
+		node.Metadata = structOf(cfg.Metadata)
+	}
+	return &Envoy{
+		cfg: cfg, node: node,
+		resources: map[string]map[string]proto.Message{},
+		versions:  map[string]map[string]string{},
+		typeVer:   map[string]string{},
+		subs:      map[string][]string{},
+		updates:   make(chan Update, 1024),
+	}
+}
+
+// Updates delivers every response received, in order. Reading it is
+// optional: updates are dropped when nobody reads.
+func (e *Envoy) Updates() <-chan Update { return e.updates }
+
+// Run opens the ADS stream on conn and serves it until ctx ends or the
+// stream fails.
+func (e *Envoy) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
+	client := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	if e.cfg.Delta {
+		stream, err := client.DeltaAggregatedResources(ctx)
+		if err != nil {
+			return err
+		}
+		return e.runDelta(stream)
+	}
+	stream, err := client.StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	return e.runSotW(stream)
+}
+
+// runSotW subscribes CDS and LDS as wildcards and follows their references.
+func (e *Envoy) runSotW(stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient) error {
+	first := true
+	send := func(typeURL, version, nonce string, names []string, nack string) error {
+		req := &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names}
+		if first {
+			req.Node, first = e.node, false
+		}
+		if nack != "" {
+			req.ErrorDetail = &status.Status{Code: 3, Message: nack}
+		}
+		return stream.Send(req)
+	}
+	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
+		if err := send(t, "", "", nil, ""); err != nil {
+			return err
+		}
+	}
+	nonces := map[string]string{}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		t := resp.GetTypeUrl()
+		nonces[t] = resp.GetNonce()
+		res, nack := e.decode(resp.GetResources())
+		u := Update{TypeURL: t, Version: resp.GetVersionInfo(), Names: sortedNames(res), NACK: nack, At: time.Now()}
+		version := resp.GetVersionInfo()
+		e.mu.Lock()
+		if nack == "" {
+			e.replace(t, res)
+			e.typeVer[t] = version
+		} else {
+			version = e.typeVer[t]
+		}
+		follow := e.followReferences(t)
+		e.mu.Unlock()
+		// Envoy's order: a new cluster list may change what endpoints are
+		// needed; subscribe to those before acknowledging the clusters.
+		for _, f := range follow {
+			e.mu.Lock()
+			v := e.typeVer[f.typeURL]
+			e.mu.Unlock()
+			if err := send(f.typeURL, v, nonces[f.typeURL], f.names, ""); err != nil {
+				return err
+			}
+		}
+		if err := send(t, version, resp.GetNonce(), e.subscribed(t), nack); err != nil {
+			return err
+		}
+		e.deliver(u)
+	}
+}
+
+// runDelta does the same over the incremental protocol.
+func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient) error {
+	first := true
+	send := func(req *discoveryv3.DeltaDiscoveryRequest) error {
+		if first {
+			req.Node, first = e.node, false
+		}
+		return stream.Send(req)
+	}
+	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
+		if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: t}); err != nil {
+			return err
+		}
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		t := resp.GetTypeUrl()
+		anys := make([]*anypb.Any, 0, len(resp.GetResources()))
+		for _, r := range resp.GetResources() {
+			anys = append(anys, r.GetResource())
+		}
+		res, nack := e.decode(anys)
+		u := Update{TypeURL: t, Version: resp.GetSystemVersionInfo(), Names: sortedNames(res),
+			Removed: resp.GetRemovedResources(), NACK: nack, At: time.Now()}
+		e.mu.Lock()
+		var follow []subscription
+		if nack == "" {
+			if e.resources[t] == nil {
+				e.resources[t] = map[string]proto.Message{}
+				e.versions[t] = map[string]string{}
+			}
+			for _, r := range resp.GetResources() {
+				e.resources[t][r.GetName()] = res[r.GetName()]
+				e.versions[t][r.GetName()] = r.GetVersion()
+			}
+			for _, name := range resp.GetRemovedResources() {
+				delete(e.resources[t], name)
+				delete(e.versions[t], name)
+			}
+			old := map[string][]string{}
+			for k, v := range e.subs {
+				old[k] = v
+			}
+			follow = e.followReferences(t)
+			for i := range follow {
+				follow[i].unsubscribe = minus(old[follow[i].typeURL], follow[i].names)
+				follow[i].names = minus(follow[i].names, old[follow[i].typeURL])
+			}
+		}
+		e.mu.Unlock()
+		for _, f := range follow {
+			if len(f.names) == 0 && len(f.unsubscribe) == 0 {
+				continue
+			}
+			if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: f.typeURL,
+				ResourceNamesSubscribe: f.names, ResourceNamesUnsubscribe: f.unsubscribe}); err != nil {
+				return err
+			}
+		}
+		ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
+		if nack != "" {
+			ack.ErrorDetail = &status.Status{Code: 3, Message: nack}
+		}
+		if err := send(ack); err != nil {
+			return err
+		}
+		e.deliver(u)
+	}
+}
+
+// subscription is a change of the names subscribed for one type.
+type subscription struct {
+	typeURL     string
+	names       []string
+	unsubscribe []string
+}
+
+// followReferences recomputes the EDS names (from EDS clusters) or RDS
+// names (from listeners) after clusters or listeners changed, and returns
+// the subscriptions that changed. Must hold e.mu.
+func (e *Envoy) followReferences(typeURL string) []subscription {
+	var target string
+	var names []string
+	switch typeURL {
+	case resourcev3.ClusterType:
+		target = resourcev3.EndpointType
+		for _, m := range e.resources[typeURL] {
+			c := m.(*clusterv3.Cluster)
+			if c.GetType() == clusterv3.Cluster_EDS {
+				names = append(names, edsName(c))
+			}
+		}
+	case resourcev3.ListenerType:
+		target = resourcev3.RouteType
+		for _, m := range e.resources[typeURL] {
+			names = append(names, rdsNames(m.(*listenerv3.Listener))...)
+		}
+	default:
+		return nil
+	}
+	sort.Strings(names)
+	names = slices.Compact(names)
+	if slices.Equal(names, e.subs[target]) {
+		return nil
+	}
+	e.subs[target] = names
+	return []subscription{{typeURL: target, names: names}}
+}
+
+func (e *Envoy) subscribed(typeURL string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.subs[typeURL]
+}
+
+// replace installs a full SotW set. For EDS and RDS, SotW responses carry
+// only the requested resources, and a missing one is simply not sent yet.
+func (e *Envoy) replace(typeURL string, res map[string]proto.Message) {
+	e.resources[typeURL] = res
+}
+
+func (e *Envoy) deliver(u Update) {
+	select {
+	case e.updates <- u:
+	default:
+	}
+}
+
+// decode unpacks and validates resources; the NACK text is set if any is
+// invalid (the whole response is then rejected, as Envoy does).
+func (e *Envoy) decode(anys []*anypb.Any) (map[string]proto.Message, string) {
+	out := map[string]proto.Message{}
+	for _, a := range anys {
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			return nil, err.Error()
+		}
+		if v, ok := m.(interface{ ValidateAll() error }); ok {
+			if err := v.ValidateAll(); err != nil {
+				e.problem(fmt.Sprintf("%s: %v", a.GetTypeUrl(), err))
+				return nil, err.Error()
+			}
+		}
+		name := nameOf(m)
+		if _, dup := out[name]; dup {
+			return nil, "duplicate resource name " + name
+		}
+		out[name] = m
+	}
+	return out, ""
+}
+
+func (e *Envoy) problem(p string) {
+	e.mu.Lock()
+	e.problems = append(e.problems, p)
+	e.mu.Unlock()
+}
+
+// Problems lists everything Envoy would have rejected so far.
+func (e *Envoy) Problems() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.problems...)
+}
