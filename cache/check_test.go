@@ -300,8 +300,9 @@ func TestCheckFindsProblems(t *testing.T) {
 				t.Fatal("Check passed")
 			}
 			errs := []error{err}
-			if j, ok := err.(interface{ Unwrap() []error }); ok {
-				errs = j.Unwrap()
+			var joined interface{ Unwrap() []error }
+			if errors.As(err, &joined) {
+				errs = joined.Unwrap()
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {

@@ -116,8 +116,8 @@ func grpcAPIListener(name, routeConfig string) (*listenerv3.Listener, error) {
 // connections: with an HTTP connection manager whose only route accepts
 // every call (non_forwarding_action: the server handles it itself).
 func grpcServerListener(name, ip string, port uint32) (*listenerv3.Listener, error) {
-	rc := RouteConfiguration("inbound|"+fmt.Sprint(port),
-		VirtualHost("inbound|grpc|"+fmt.Sprint(port), []string{"*"}, &routev3.Route{
+	rc := RouteConfiguration(InboundRouteConfigName(port),
+		VirtualHost(InboundVirtualHostName(port), []string{"*"}, &routev3.Route{
 			Name:   "default",
 			Match:  PrefixMatch("/"),
 			Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}},
@@ -131,6 +131,6 @@ func grpcServerListener(name, ip string, port uint32) (*listenerv3.Listener, err
 		return nil, err
 	}
 	l := Listener(name, ip, port, f)
-	l.FilterChains[0].Name = "inbound|" + fmt.Sprint(port)
+	l.FilterChains[0].Name = InboundFilterChainName(port)
 	return l, nil
 }

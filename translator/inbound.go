@@ -88,7 +88,7 @@ func inboundListener(bind string, in inboundPort) (*listenerv3.Listener, *cluste
 	var err error
 	if in.protocol.IsHTTP() {
 		rc := RouteConfiguration(InboundRouteConfigName(in.port),
-			VirtualHost("inbound|http|"+fmt.Sprint(in.port), []string{"*"}, inboundRoute(clusterName)))
+			VirtualHost(InboundVirtualHostName(in.port), []string{"*"}, inboundRoute(clusterName)))
 		hcm, herr := HTTPConnectionManager(statPrefix, "", rc)
 		if herr != nil {
 			return nil, nil, herr
@@ -100,5 +100,7 @@ func inboundListener(bind string, in inboundPort) (*listenerv3.Listener, *cluste
 	if err != nil {
 		return nil, nil, err
 	}
-	return Listener(ListenerName(bind, in.port), bind, in.port, filter), c, nil
+	l := Listener(ListenerName(bind, in.port), bind, in.port, filter)
+	l.FilterChains[0].Name = InboundFilterChainName(in.port)
+	return l, c, nil
 }

@@ -47,6 +47,18 @@ func InboundRouteConfigName(port uint32) string {
 	return InboundClusterName(port)
 }
 
+// InboundVirtualHostName names the virtual host of an inbound listener:
+// "inbound|http|8080".
+func InboundVirtualHostName(port uint32) string {
+	return "inbound|http|" + strconv.FormatUint(uint64(port), 10)
+}
+
+// InboundFilterChainName names the filter chain that serves inbound
+// traffic on port: "inbound|8080". gRPC servers report it in their logs.
+func InboundFilterChainName(port uint32) string {
+	return "inbound|" + strconv.FormatUint(uint64(port), 10)
+}
+
 // VirtualHostName names the virtual host that serves one service port:
 // "my-app.default.svc.cluster.local:80".
 func VirtualHostName(host string, port uint32) string {

@@ -266,9 +266,9 @@ func TestRunNoOpEdits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, vsFile, string(original))
+	overwrite(t, vsFile, string(original))
 	rec.quiet(t, 300*time.Millisecond, "rewriting identical bytes")
-	writeFile(t, vsFile, "# a new comment\n"+string(original)+"\n\n# and another one\n")
+	overwrite(t, vsFile, "# a new comment\n"+string(original)+"\n\n# and another one\n")
 	rec.quiet(t, 300*time.Millisecond, "adding comments")
 	writeFile(t, filepath.Join(dir, "notes.txt"), serviceEntry("txt", "txt.example.com", "10.0.1.4"))
 	writeFile(t, filepath.Join(dir, ".hidden.yaml"), serviceEntry("hidden", "hidden.example.com", "10.0.1.5"))
