@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -48,7 +49,7 @@ func (c *Cache) Publish(ctx context.Context, nodeID string, s *Snapshot) ([]stri
 	prev := c.snaps[nodeID]
 	if prev == nil {
 		c.snaps[nodeID] = s
-		return Types, c.xds.SetSnapshot(ctx, nodeID, s)
+		return slices.Clone(Types), c.xds.SetSnapshot(ctx, nodeID, s)
 	}
 	var changed []string
 	cur := prev
