@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/log"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
 // Cache holds the published snapshot of every connected proxy, keyed by
@@ -40,9 +41,11 @@ func (c *Cache) XDS() cachev3.Cache { return c.xds }
 // Publish makes s the configuration of a node and returns the types whose
 // version changed (nil if nothing did: no proxy is pushed anything).
 //
-// Types are switched one at a time, in the order of Types, so that a
-// proxy's open watches fire in that order: a new cluster reaches the proxy
-// before the route that uses it.
+// Types are switched one at a time so that a proxy's open watches fire in
+// Envoy's "make before break" order: new clusters and endpoints first,
+// then listeners and routes, and only then the removal of clusters and
+// endpoints nothing routes to any more. A route never points at a cluster
+// the proxy does not have.
 func (c *Cache) Publish(ctx context.Context, nodeID string, s *Snapshot) ([]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -53,19 +56,39 @@ func (c *Cache) Publish(ctx context.Context, nodeID string, s *Snapshot) ([]stri
 	}
 	var changed []string
 	cur := prev
-	for _, t := range Types {
-		if prev.GetVersion(t) == s.GetVersion(t) {
-			continue
+	step := func(typeURL string, set *typeSet) error {
+		if cur.sets[typeURL].version == set.version {
+			return nil
 		}
-		changed = append(changed, t)
-		cur = cur.with(t, s)
-		if err := c.xds.SetSnapshot(ctx, nodeID, cur); err != nil {
+		if !slices.Contains(changed, typeURL) {
+			changed = append(changed, typeURL)
+		}
+		cur = cur.with(typeURL, set)
+		return c.xds.SetSnapshot(ctx, nodeID, cur)
+	}
+	for _, t := range Types {
+		set := s.sets[t]
+		if breaking[t] && removes(prev.sets[t], set) {
+			set = union(prev.sets[t], set) // make: add, remove nothing yet
+		}
+		if err := step(t, set); err != nil {
 			return changed, err
+		}
+	}
+	for _, t := range Types {
+		if breaking[t] {
+			if err := step(t, s.sets[t]); err != nil { // break: now remove
+				return changed, err
+			}
 		}
 	}
 	c.snaps[nodeID] = cur
 	return changed, nil
 }
+
+// breaking are the types whose removals wait until routes and listeners
+// no longer use them.
+var breaking = map[string]bool{resourcev3.ClusterType: true, resourcev3.EndpointType: true}
 
 // Get returns the published snapshot of a node, or nil.
 func (c *Cache) Get(nodeID string) *Snapshot {

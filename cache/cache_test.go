@@ -196,10 +196,16 @@ func typesOf(rs []cachev3.Response) []string {
 
 // round returns a valid set in which clusters, endpoints, listeners and
 // routes all differ from every other round's.
+//
+// Rounds only add clusters (each keeps the earlier rounds' extra clusters):
+// removals are pushed last, see TestPublishRemovesClustersLast.
 func round(t *testing.T, i int) resources {
 	rs := withWeights(t, uint32(1+i), uint32(99-i))
 	extra := fmt.Sprintf("outbound|%d||round.example.com", 8000+i)
-	rs[resourcev3.ClusterType] = append(rs[resourcev3.ClusterType], staticCluster(extra, uint32(8000+i)))
+	for j := 0; j <= i; j++ {
+		name := fmt.Sprintf("outbound|%d||round.example.com", 8000+j)
+		rs[resourcev3.ClusterType] = append(rs[resourcev3.ClusterType], staticCluster(name, uint32(8000+j)))
+	}
 	rs.replace(t, resourcev3.EndpointType, v1Cluster, loadAssignment(v1Cluster, 50051, fmt.Sprintf("10.0.0.%d", 10+i)))
 	port := uint32(20000 + i)
 	rs[resourcev3.ListenerType] = append(rs[resourcev3.ListenerType], listener(fmt.Sprintf("127.0.0.1_%d", port), port, tcpProxyFilter(extra)))
@@ -269,4 +275,49 @@ func TestPublishOrder(t *testing.T) {
 		t.Errorf("routes-only change: responses %v, want [RouteConfiguration]", shortTypes(got))
 	}
 	w.none("routes-only change")
+}
+
+// A cluster that routes no longer use is removed only after the listeners
+// and routes that used it changed ("make before break").
+func TestPublishRemovesClustersLast(t *testing.T) {
+	ctx := context.Background()
+	c := cache.New(nil)
+	w := &watcher{
+		t:         t,
+		c:         c,
+		node:      &corev3.Node{Id: "my-app-v1.default"},
+		responses: make(chan cachev3.Response, 16),
+		last:      map[string]cachev3.Response{},
+	}
+	before := round(t, 1) // has outbound|8000|| and outbound|8001|| (listener 20001 uses 8001)
+	if _, err := c.Publish(ctx, w.node.GetId(), newSnapshot(t, before)); err != nil {
+		t.Fatal(err)
+	}
+	w.open()
+	w.receive(len(watchOrder))
+
+	// The next config drops cluster 8001 and the listener that used it,
+	// and routes differently.
+	after := setWeights(t, round(t, 0), 30, 70)
+	w.open()
+	s := newSnapshot(t, after)
+	if _, err := c.Publish(ctx, w.node.GetId(), s); err != nil {
+		t.Fatal(err)
+	}
+	got := w.receive(4)
+	// The endpoints of v1 moved too (an update: pushed first). The old
+	// cluster goes last, after the routes that stopped using it.
+	want := []string{resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ClusterType}
+	if !slices.Equal(typesOf(got), want) {
+		t.Fatalf("pushes %v, want %v", shortTypes(typesOf(got)), shortTypes(want))
+	}
+	w.none("after the pushes")
+	got = got[3:]
+	dr, err := got[0].GetDiscoveryResponse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, want := len(dr.GetResources()), len(s.GetResources(resourcev3.ClusterType)); n != want {
+		t.Fatalf("final Cluster response has %d clusters, want %d", n, want)
+	}
 }

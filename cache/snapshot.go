@@ -75,7 +75,6 @@ func newTypeSet(list []types.Resource) (*typeSet, error) {
 		resources: make(map[string]types.ResourceWithTTL, len(list)),
 		versions:  make(map[string]string, len(list)),
 	}
-	names := make([]string, 0, len(list))
 	for _, r := range list {
 		name := cachev3.GetResourceName(r)
 		v, err := HashResource(r)
@@ -84,18 +83,53 @@ func newTypeSet(list []types.Resource) (*typeSet, error) {
 		}
 		set.resources[name] = types.ResourceWithTTL{Resource: r}
 		set.versions[name] = v
-		names = append(names, name)
+	}
+	set.version = setVersion(set.versions)
+	return set, nil
+}
+
+// setVersion is the version of a set of resources: a hash of every name
+// with its version, in name order.
+func setVersion(versions map[string]string) string {
+	names := make([]string, 0, len(versions))
+	for n := range versions {
+		names = append(names, n)
 	}
 	sort.Strings(names)
 	h := sha256.New()
 	for _, n := range names {
 		h.Write([]byte(n))
 		h.Write([]byte{0})
-		h.Write([]byte(set.versions[n]))
+		h.Write([]byte(versions[n]))
 		h.Write([]byte{0})
 	}
-	set.version = hex.EncodeToString(h.Sum(nil))[:16]
-	return set, nil
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// union is the resources of a and b together; b's win where both have a name.
+func union(a, b *typeSet) *typeSet {
+	u := &typeSet{
+		resources: make(map[string]types.ResourceWithTTL, len(a.resources)+len(b.resources)),
+		versions:  make(map[string]string, len(a.versions)+len(b.versions)),
+	}
+	for _, s := range []*typeSet{a, b} {
+		for n, r := range s.resources {
+			u.resources[n] = r
+			u.versions[n] = s.versions[n]
+		}
+	}
+	u.version = setVersion(u.versions)
+	return u
+}
+
+// removes reports whether going from a to b removes a resource.
+func removes(a, b *typeSet) bool {
+	for n := range a.resources {
+		if _, kept := b.resources[n]; !kept {
+			return true
+		}
+	}
+	return false
 }
 
 // HashResource is the version of one resource: a hash of its deterministic
@@ -159,14 +193,14 @@ func (s *Snapshot) Versions() map[string]string {
 	return out
 }
 
-// with returns a copy of s whose resources of one type come from other.
+// with returns a copy of s whose resources of one type are set.
 // Publishing goes through such intermediate snapshots to push types in order.
-func (s *Snapshot) with(typeURL string, other *Snapshot) *Snapshot {
+func (s *Snapshot) with(typeURL string, set *typeSet) *Snapshot {
 	out := &Snapshot{sets: make(map[string]*typeSet, len(s.sets))}
-	for t, set := range s.sets {
-		out.sets[t] = set
+	for t, v := range s.sets {
+		out.sets[t] = v
 	}
-	out.sets[typeURL] = other.sets[typeURL]
+	out.sets[typeURL] = set
 	return out
 }
 

@@ -193,9 +193,7 @@ func OutlierDetection(od *mesh.OutlierDetection) *clusterv3.OutlierDetection {
 	if od.Consecutive5xxErrors > 0 {
 		out.Consecutive_5Xx = wrapperspb.UInt32(od.Consecutive5xxErrors)
 		out.EnforcingConsecutive_5Xx = wrapperspb.UInt32(100)
-	} else {
-		out.EnforcingConsecutive_5Xx = wrapperspb.UInt32(0)
-	}
+	} // else Envoy's default: eject after 5 consecutive 5xx
 	if od.ConsecutiveGatewayErrors > 0 {
 		out.ConsecutiveGatewayFailure = wrapperspb.UInt32(od.ConsecutiveGatewayErrors)
 		out.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(100)

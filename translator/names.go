@@ -66,7 +66,9 @@ func VirtualHostName(host string, port uint32) string {
 }
 
 // GRPCRouteConfigName is the route configuration of a proxyless gRPC client's
-// API listener: the dial target's host and port, "my-app:80".
+// API listener: the service's host and port,
+// "my-app.default.svc.cluster.local:80", shared by every target that means
+// that service port ("my-app", "my-app.default:80", ...).
 func GRPCRouteConfigName(host string, port uint32) string {
 	return VirtualHostName(host, port)
 }

@@ -394,8 +394,11 @@ func pushedSince(before, after map[string]float64) string {
 			unchanged = append(unchanged, t)
 		}
 	}
-	if len(sent) == 0 {
+	switch {
+	case len(sent) == 0:
 		return "nothing"
+	case len(unchanged) == 0:
+		return strings.Join(sent, ", ")
 	}
 	return strings.Join(sent, ", ") + " (no " + strings.Join(unchanged, ", ") + ")"
 }
