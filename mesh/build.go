@@ -13,6 +13,9 @@ import (
 type Options struct {
 	// DomainSuffix is the cluster domain; DefaultDomainSuffix when empty.
 	DomainSuffix string
+	// RootNamespace holds the mesh-wide policies; DefaultRootNamespace
+	// when empty.
+	RootNamespace string
 }
 
 // Build converts and cross-validates objects into a Snapshot. An invalid
@@ -25,32 +28,40 @@ type Options struct {
 // them.
 func Build(objs []Object, opts Options) (*Snapshot, []Diagnostic) {
 	suffix := cmp.Or(opts.DomainSuffix, DefaultDomainSuffix)
-	b := &builder{reg: registry{
-		domainSuffix: suffix,
-		services:     map[string]*Service{},
-		rules:        map[string]*DestinationRule{},
-	}}
+	b := &builder{
+		reg: registry{
+			domainSuffix: suffix,
+			services:     map[string]*Service{},
+			rules:        map[string]*DestinationRule{},
+		},
+		rootNamespace: cmp.Or(opts.RootNamespace, DefaultRootNamespace),
+	}
 	byKind := b.group(objs)
 	b.buildWorkloads(byKind["WorkloadEntry"])
 	b.buildServices(byKind["ServiceEntry"])
 	b.buildDestinationRules(byKind["DestinationRule"])
 	b.buildVirtualServices(byKind["VirtualService"])
+	b.buildPeerAuthentications(byKind["PeerAuthentication"])
 	return &Snapshot{
-		DomainSuffix:     suffix,
-		Services:         b.services(),
-		Workloads:        b.workloads,
-		VirtualServices:  b.virtualServices,
-		DestinationRules: b.destinationRules,
+		DomainSuffix:        suffix,
+		Services:            b.services(),
+		Workloads:           b.workloads,
+		VirtualServices:     b.virtualServices,
+		DestinationRules:    b.destinationRules,
+		PeerAuthentications: b.peerAuthentications,
+		RootNamespace:       b.rootNamespace,
 	}, b.diags
 }
 
 // builder holds the state of one Build.
 type builder struct {
-	reg              registry
-	workloads        []*Workload
-	destinationRules []*DestinationRule
-	virtualServices  []*VirtualService
-	diags            []Diagnostic
+	reg                 registry
+	rootNamespace       string
+	workloads           []*Workload
+	destinationRules    []*DestinationRule
+	virtualServices     []*VirtualService
+	peerAuthentications []*PeerAuthentication
+	diags               []Diagnostic
 }
 
 // registry is what converters look things up in: the services and the

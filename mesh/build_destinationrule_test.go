@@ -136,7 +136,6 @@ spec:
     trafficPolicy: {outlierDetection: {consecutive5xxErrors: 0}}
 `,
 			want: []string{
-				`warning: test.yaml: DestinationRule default/policy: spec.trafficPolicy.tls: not supported by minimesh, ignored`,
 				`error: test.yaml: DestinationRule default/policy: spec.trafficPolicy.connectionPool.tcp.maxConnections: must not be negative, got -1`,
 				`error: test.yaml: DestinationRule default/policy: spec.trafficPolicy.connectionPool.tcp.connectTimeout: must not be negative, got -1s`,
 				`error: test.yaml: DestinationRule default/policy: spec.trafficPolicy.connectionPool.http.maxRetries: must not be negative, got -3`,

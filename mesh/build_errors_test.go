@@ -46,6 +46,9 @@ func contents(snap *Snapshot) []string {
 	for _, dr := range snap.DestinationRules {
 		out = append(out, fmt.Sprintf("DestinationRule %s/%s: %s", dr.Namespace, dr.Name, dr.Host))
 	}
+	for _, pa := range snap.PeerAuthentications {
+		out = append(out, fmt.Sprintf("PeerAuthentication %s/%s", pa.Namespace, pa.Name))
+	}
 	slices.Sort(out)
 	return out
 }

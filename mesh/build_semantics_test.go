@@ -37,7 +37,8 @@ spec: {address: 10.9.9.9}
 		t.Errorf("unexpected diagnostics: %q", diags)
 	}
 	want := &Snapshot{
-		DomainSuffix: "cluster.local",
+		DomainSuffix:  "cluster.local",
+		RootNamespace: "istio-system",
 		Services: []*Service{{
 			Hostname:   "httpbin.org",
 			Namespace:  "default",

@@ -56,7 +56,8 @@ func TestBuildCanary(t *testing.T) {
 		Source:         Ref{Kind: "WorkloadEntry", Namespace: "default", Name: "my-app-v2", Source: "canary.yaml#3"},
 	}
 	want := &Snapshot{
-		DomainSuffix: "cluster.local",
+		DomainSuffix:  "cluster.local",
+		RootNamespace: "istio-system",
 		Services: []*Service{{
 			Hostname:   "my-app.default.svc.cluster.local",
 			Namespace:  "default",

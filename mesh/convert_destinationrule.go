@@ -69,7 +69,7 @@ func convertSubsets(subsets []*networking.Subset, rulePolicy *TrafficPolicy, r *
 
 // mergeTrafficPolicy returns the policy of a subset: the rule's policy with
 // each of the subset's own settings (load balancer, connection pool, outlier
-// detection) put over it. The settings replace each other whole, as in
+// detection, tls) put over it. The settings replace each other whole, as in
 // Istio: a subset's connectionPool does not inherit the rule's maxRetries.
 func mergeTrafficPolicy(rule, subset *TrafficPolicy) *TrafficPolicy {
 	switch {
@@ -88,6 +88,9 @@ func mergeTrafficPolicy(rule, subset *TrafficPolicy) *TrafficPolicy {
 	if subset.OutlierDetection != nil {
 		merged.OutlierDetection = subset.OutlierDetection
 	}
+	if subset.TLS != nil {
+		merged.TLS = subset.TLS
+	}
 	return &merged
 }
 
@@ -100,6 +103,7 @@ func convertTrafficPolicy(tp *networking.TrafficPolicy, path fieldPath, r *repor
 		LoadBalancer:     convertLoadBalancer(tp.GetLoadBalancer()),
 		ConnectionPool:   convertConnectionPool(tp.GetConnectionPool(), path.field("connectionPool"), r),
 		OutlierDetection: convertOutlierDetection(tp.GetOutlierDetection(), path.field("outlierDetection"), r),
+		TLS:              convertClientTLS(tp.GetTls(), path.field("tls"), r),
 	}
 }
 

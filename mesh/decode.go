@@ -10,26 +10,31 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 	"sigs.k8s.io/yaml"
 )
 
 // Object is one decoded Istio object.
 type Object struct {
 	// Ref names the object: Kind ("ServiceEntry", "WorkloadEntry",
-	// "VirtualService", "DestinationRule"), Namespace, Name and Source.
+	// "VirtualService", "DestinationRule", "PeerAuthentication"),
+	// Namespace, Name and Source.
 	Ref Ref
 	// Spec is the object's spec: *v1alpha3.ServiceEntry,
 	// *v1alpha3.WorkloadEntry, *v1alpha3.VirtualService or
-	// *v1alpha3.DestinationRule from istio.io/api/networking/v1alpha3.
+	// *v1alpha3.DestinationRule from istio.io/api/networking/v1alpha3, or
+	// *v1beta1.PeerAuthentication from istio.io/api/security/v1beta1 (for
+	// security.istio.io/v1 too: istio.io/api/security/v1 aliases it).
 	Spec proto.Message
 }
 
 // kinds maps each kind minimesh reads to a constructor of its spec.
 var kinds = map[string]func() proto.Message{
-	"ServiceEntry":    func() proto.Message { return &networking.ServiceEntry{} },
-	"WorkloadEntry":   func() proto.Message { return &networking.WorkloadEntry{} },
-	"VirtualService":  func() proto.Message { return &networking.VirtualService{} },
-	"DestinationRule": func() proto.Message { return &networking.DestinationRule{} },
+	"ServiceEntry":       func() proto.Message { return &networking.ServiceEntry{} },
+	"WorkloadEntry":      func() proto.Message { return &networking.WorkloadEntry{} },
+	"VirtualService":     func() proto.Message { return &networking.VirtualService{} },
+	"DestinationRule":    func() proto.Message { return &networking.DestinationRule{} },
+	"PeerAuthentication": func() proto.Message { return &security.PeerAuthentication{} },
 }
 
 // apiVersions are the versions of networking.istio.io that minimesh reads.
@@ -39,6 +44,22 @@ var apiVersions = map[string]bool{
 	"networking.istio.io/v1":       true,
 	"networking.istio.io/v1beta1":  true,
 	"networking.istio.io/v1alpha3": true,
+}
+
+// securityAPIVersions are the versions of security.istio.io that minimesh
+// reads. Both decode into the v1beta1 Go types (v1 aliases them).
+var securityAPIVersions = map[string]bool{
+	"security.istio.io/v1":      true,
+	"security.istio.io/v1beta1": true,
+}
+
+// kindAPIVersions returns the API versions a kind is read in, and how to
+// name them in a message.
+func kindAPIVersions(kind string) (map[string]bool, string) {
+	if kind == "PeerAuthentication" {
+		return securityAPIVersions, "security.istio.io/v1 or v1beta1"
+	}
+	return apiVersions, "networking.istio.io/v1, v1beta1 or v1alpha3"
 }
 
 // SyntaxError is a YAML file that cannot be parsed. The caller keeps the
@@ -206,14 +227,15 @@ func decodeDocument(source string, data []byte, defaultNamespace string, diags *
 // minimesh reads, and reports why not otherwise.
 func isIstioObject(apiVersion string, r *report) bool {
 	_, known := kinds[r.ref.Kind]
+	versions, want := kindAPIVersions(r.ref.Kind)
 	switch {
 	case r.ref.Kind == "":
 		r.warnf("kind", "missing: not a Kubernetes object, ignored")
 	case !known:
 		r.infof("", "kind %s ignored", r.ref.Kind)
-	case !apiVersions[apiVersion]:
+	case !versions[apiVersion]:
 		r.warnf("apiVersion", "%q is not an API version minimesh reads "+
-			"(want networking.istio.io/v1, v1beta1 or v1alpha3); object ignored", apiVersion)
+			"(want %s); object ignored", apiVersion, want)
 	default:
 		return true
 	}

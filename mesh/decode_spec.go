@@ -134,11 +134,22 @@ func (c specChecker) field(v any, fd protoreflect.FieldDescriptor, path fieldPat
 			return v
 		}
 		for _, k := range sortedKeys(obj) {
+			c.mapKey(k, fd.MapKey(), path.key(k))
 			obj[k] = c.singular(obj[k], fd.MapValue(), path.key(k))
 		}
 		return obj
 	}
 	return c.singular(v, fd, path)
+}
+
+// mapKey checks a key of a map whose keys are numbers (JSON writes every
+// key as a string): portLevelMtls: {8080: ...}.
+func (c specChecker) mapKey(k string, fd protoreflect.FieldDescriptor, path fieldPath) {
+	switch fd.Kind() {
+	case protoreflect.StringKind, protoreflect.BoolKind:
+		return
+	}
+	c.scalar(k, fd, path)
 }
 
 // wrapperTypes are the well-known messages that JSON writes as a bare value.

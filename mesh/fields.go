@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -34,6 +35,13 @@ var trafficPolicyFields = []string{
 	"outlierDetection.interval",
 	"outlierDetection.baseEjectionTime",
 	"outlierDetection.maxEjectionPercent",
+	"tls.mode",
+	"tls.clientCertificate",
+	"tls.privateKey",
+	"tls.caCertificates",
+	"tls.subjectAltNames",
+	"tls.sni",
+	"tls.insecureSkipVerify",
 }
 
 // stringMatchFields are the ways a StringMatch compares.
@@ -89,6 +97,11 @@ var supportedFields = map[string][]string{
 		[]string{"subsets.name", "subsets.labels"},
 		prefixed("subsets.trafficPolicy.", trafficPolicyFields),
 	),
+	"PeerAuthentication": {
+		"selector.matchLabels",
+		"mtls.mode",
+		"portLevelMtls.mode",
+	},
 }
 
 // unsupportedConsequences says what happens, for a kind, when an
@@ -98,13 +111,27 @@ var supportedFields = map[string][]string{
 // would catch everyone), so such a match block is skipped instead.
 var unsupportedConsequences = []struct{ kind, prefix, message string }{
 	{"VirtualService", "http.match.", "not supported by minimesh; this match block is skipped (it never matches)"},
+	{"DestinationRule", "trafficPolicy.tls.credentialName", noSecrets},
+	{"DestinationRule", "trafficPolicy.tls.caCertCredentialName", noSecrets},
+	{"DestinationRule", "subsets.trafficPolicy.tls.credentialName", noSecrets},
+	{"DestinationRule", "subsets.trafficPolicy.tls.caCertCredentialName", noSecrets},
 }
+
+// noSecrets explains why credentialName is ignored.
+const noSecrets = "Kubernetes secrets are not supported by minimesh, ignored; " +
+	"use clientCertificate, privateKey and caCertificates (files)"
 
 // SupportedFields returns the spec fields minimesh implements for kind
 // ("VirtualService", ...), as paths relative to spec such as
 // "http.route.destination.subset". It returns nil for unknown kinds.
 func SupportedFields(kind string) []string {
 	return slices.Clone(supportedFields[kind])
+}
+
+// SupportedKinds returns the Istio kinds minimesh reads, sorted, for
+// SupportedFields.
+func SupportedKinds() []string {
+	return slices.Sorted(maps.Keys(supportedFields))
 }
 
 // concat joins lists of paths.

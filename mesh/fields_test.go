@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -49,6 +50,18 @@ func checkFieldPath(md protoreflect.MessageDescriptor, path string) string {
 	return ""
 }
 
+func TestSupportedKinds(t *testing.T) {
+	want := []string{"DestinationRule", "PeerAuthentication", "ServiceEntry", "VirtualService", "WorkloadEntry"}
+	if diff := cmp.Diff(want, SupportedKinds()); diff != "" {
+		t.Errorf("SupportedKinds (-want +got):\n%s", diff)
+	}
+	for kind := range kinds {
+		if !slices.Contains(SupportedKinds(), kind) {
+			t.Errorf("kind %s is decoded but has no allowlist", kind)
+		}
+	}
+}
+
 func TestSupportedFieldsIsACopy(t *testing.T) {
 	SupportedFields("VirtualService")[0] = "changed"
 	if got := SupportedFields("VirtualService")[0]; got != "hosts" {
@@ -70,12 +83,12 @@ func TestUnsupportedFields(t *testing.T) {
 					LoadBalancer: &networking.LoadBalancerSettings{
 						LbPolicy: &networking.LoadBalancerSettings_Simple{Simple: networking.LoadBalancerSettings_RANDOM},
 					},
-					Tls: &networking.ClientTLSSettings{Mode: networking.ClientTLSSettings_ISTIO_MUTUAL},
+					Tls: &networking.ClientTLSSettings{Mode: networking.ClientTLSSettings_SIMPLE, CaCrl: "crl.pem"},
 				}},
 			},
 		},
 	}
-	want := []string{"kubernetes: DestinationRule shop/api: spec.subsets[1].trafficPolicy.tls: not supported by minimesh, ignored"}
+	want := []string{"kubernetes: DestinationRule shop/api: spec.subsets[1].trafficPolicy.tls.caCrl: not supported by minimesh, ignored"}
 	var got []string
 	for _, d := range UnsupportedFields(obj) {
 		if d.Severity != SeverityWarning {

@@ -3,7 +3,8 @@
 // and with every host name resolved to a fully qualified name.
 //
 // It owns the conversion from Istio's API objects (VirtualService,
-// DestinationRule, ServiceEntry, WorkloadEntry) into this model, with the
+// DestinationRule, ServiceEntry, WorkloadEntry, PeerAuthentication) into
+// this model, with the
 // validation and the error messages that name the file, the object and the
 // field. Both watchers (files and Kubernetes) feed objects through here.
 //
@@ -29,6 +30,14 @@ type Snapshot struct {
 	VirtualServices []*VirtualService
 	// DestinationRules, sorted by Namespace then Name; only valid ones.
 	DestinationRules []*DestinationRule
+	// PeerAuthentications, sorted by Namespace then Name; only valid ones,
+	// as written. Use MTLSMode to find the mode of a workload port: it
+	// applies Istio's precedence, which also means ignoring the policies
+	// with a selector in the root namespace.
+	PeerAuthentications []*PeerAuthentication
+	// RootNamespace holds the mesh-wide policies: DefaultRootNamespace
+	// unless Options.RootNamespace says otherwise.
+	RootNamespace string
 }
 
 // Ref identifies the object a piece of the model came from, for errors and
@@ -250,9 +259,9 @@ type Subset struct {
 	Labels map[string]string
 	// TrafficPolicy, when set, overrides the rule's policy field by field
 	// (already merged by the converter: use it as is). It is the rule's
-	// policy with the subset's own loadBalancer, connectionPool and
-	// outlierDetection put over it, so it is nil only when neither the rule
-	// nor the subset sets a policy.
+	// policy with the subset's own loadBalancer, connectionPool,
+	// outlierDetection and tls put over it, so it is nil only when neither
+	// the rule nor the subset sets a policy.
 	TrafficPolicy *TrafficPolicy
 }
 
@@ -272,6 +281,7 @@ type TrafficPolicy struct {
 	LoadBalancer     LoadBalancer
 	ConnectionPool   *ConnectionPool   // nil: Envoy's defaults
 	OutlierDetection *OutlierDetection // nil: none
+	TLS              *ClientTLS        // nil: not set (auto mTLS applies)
 }
 
 // ConnectionPool becomes Envoy circuit breaker thresholds and connection settings.
@@ -293,4 +303,74 @@ type OutlierDetection struct {
 	Interval                 time.Duration
 	BaseEjectionTime         time.Duration
 	MaxEjectionPercent       uint32
+}
+
+// TLSMode is how a client connects to a destination (DestinationRule
+// trafficPolicy.tls.mode).
+type TLSMode string
+
+const (
+	// TLSDisable: plaintext.
+	TLSDisable TLSMode = "DISABLE"
+	// TLSSimple: TLS, the server is verified, the client shows no certificate.
+	TLSSimple TLSMode = "SIMPLE"
+	// TLSMutual: mutual TLS with the certificate files of ClientTLS.
+	TLSMutual TLSMode = "MUTUAL"
+	// TLSIstioMutual: mutual TLS with the workload certificates minimesh
+	// issues (SPIFFE identities).
+	TLSIstioMutual TLSMode = "ISTIO_MUTUAL"
+)
+
+// ClientTLS is the TLS a client uses towards a destination. Fields that
+// Istio ignores in a mode are left empty by the converter: the file fields
+// are set only with SIMPLE and MUTUAL (the certificate and key only with
+// MUTUAL), and nothing but Mode with DISABLE.
+type ClientTLS struct {
+	Mode TLSMode
+	// ClientCertificate and PrivateKey are PEM files; both are set with MUTUAL.
+	ClientCertificate string
+	PrivateKey        string
+	// CACertificates is a PEM file of the roots that verify the server
+	// (SIMPLE, MUTUAL); "" when not written.
+	CACertificates string
+	// SNI is the server name to send; "" when not written.
+	SNI string
+	// SubjectAltNames the server's certificate must have one of; empty when
+	// not written.
+	SubjectAltNames []string
+	// InsecureSkipVerify turns off the verification of the server's
+	// certificate (SIMPLE, MUTUAL).
+	InsecureSkipVerify bool
+}
+
+// MTLSMode is what a workload accepts on a port (PeerAuthentication
+// mtls.mode).
+type MTLSMode string
+
+const (
+	// MTLSUnset: inherit from the next level (workload, namespace, mesh).
+	MTLSUnset MTLSMode = "UNSET"
+	// MTLSDisable: plaintext only.
+	MTLSDisable MTLSMode = "DISABLE"
+	// MTLSPermissive: mutual TLS and plaintext on the same port.
+	MTLSPermissive MTLSMode = "PERMISSIVE"
+	// MTLSStrict: mutual TLS only.
+	MTLSStrict MTLSMode = "STRICT"
+)
+
+// PeerAuthentication says what workloads accept on their ports: mutual
+// TLS, plaintext, or both. A policy without selector covers its namespace,
+// or the whole mesh when it is in the root namespace.
+type PeerAuthentication struct {
+	Name      string
+	Namespace string
+	// Selector holds the labels of the workloads the policy applies to, in
+	// its namespace; nil: namespace-wide, or mesh-wide in the root namespace.
+	Selector map[string]string
+	// Mode is MTLSUnset when the policy does not set one.
+	Mode MTLSMode
+	// PortModes maps a port a workload receives on to its mode; set only on
+	// policies with a selector (Istio ignores it on the others).
+	PortModes map[uint32]MTLSMode
+	Source    Ref
 }

@@ -42,7 +42,7 @@ func envoyProxy(snap *mesh.Snapshot, id string) translator.Proxy {
 // 4000 endpoint sets, 1 route configuration with 1000 virtual hosts).
 func BenchmarkEnvoyProxy(b *testing.B) {
 	snap := synthMesh(b, 1000)
-	ix := translator.NewIndex(snap)
+	ix := translator.NewIndex(snap, translator.Options{})
 	p := envoyProxy(snap, "svc-0000-v1.default")
 	b.Run("translate", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
@@ -67,7 +67,7 @@ func BenchmarkEnvoyProxy(b *testing.B) {
 // BenchmarkGRPCClient: a proxyless gRPC client of one service.
 func BenchmarkGRPCClient(b *testing.B) {
 	snap := synthMesh(b, 1000)
-	ix := translator.NewIndex(snap)
+	ix := translator.NewIndex(snap, translator.Options{})
 	p := translator.NewProxy(&corev3.Node{Id: "c.default", UserAgentName: "gRPC Go"}, snap, "default")
 	p.ListenerNames = []string{"svc-0500"}
 	b.ResetTimer()

@@ -24,9 +24,10 @@ import (
 
 // Runner keeps every connected proxy's snapshot up to date.
 type Runner struct {
-	cache            *cache.Cache
-	log              *zap.Logger
-	defaultNamespace string
+	cache             *cache.Cache
+	log               *zap.Logger
+	defaultNamespace  string
+	translatorOptions translator.Options
 
 	mu      sync.Mutex
 	mesh    *mesh.Snapshot
@@ -56,7 +57,7 @@ func New(c *cache.Cache, log *zap.Logger, defaultNamespace string) *Runner {
 		log:              log,
 		defaultNamespace: defaultNamespace,
 		mesh:             empty,
-		index:            translator.NewIndex(empty),
+		index:            translator.NewIndex(empty, translator.Options{}),
 		proxies:          map[string]*proxy{},
 	}
 }
@@ -67,7 +68,7 @@ func (r *Runner) Update(ctx context.Context, snap *mesh.Snapshot) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.mesh = snap
-	r.index = translator.NewIndex(snap)
+	r.index = translator.NewIndex(snap, r.translatorOptions)
 	r.stats.Updates++
 	pushed := 0
 	for _, p := range r.proxies {

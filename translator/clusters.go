@@ -59,6 +59,7 @@ func (ix *index) outboundCluster(ref clusterRef, flavor Flavor) (*clusterv3.Clus
 		return nil, nil, err
 	}
 	cla := ClusterLoadAssignment(ref.name(), ix.lbEndpoints(svc, *port, selector, flavor)...)
+	// (applyClusterTLS below decides whether the mTLS marks on endpoints are used.)
 
 	var c *clusterv3.Cluster
 	switch {
@@ -73,6 +74,13 @@ func (ix *index) outboundCluster(ref clusterRef, flavor Flavor) (*clusterv3.Clus
 	}
 	if err := applyTrafficPolicy(c, policy, port.Protocol.IsHTTP2()); err != nil {
 		return nil, nil, fmt.Errorf("cluster %s: %w", ref.name(), err)
+	}
+	if err := ix.applyClusterTLS(c, ref, svc, *port, policy, selector, flavor); err != nil {
+		return nil, nil, fmt.Errorf("cluster %s: tls: %w", ref.name(), err)
+	}
+	if c.TransportSocketMatches == nil {
+		unmarkMTLS(cla)
+		unmarkMTLS(c.LoadAssignment)
 	}
 	return c, cla, nil
 }
@@ -101,7 +109,11 @@ func (ix *index) lbEndpoints(svc *mesh.Service, p mesh.Port, selector map[string
 		if !labelsMatch(selector, ep.Labels) {
 			continue
 		}
-		out = append(out, LbEndpoint(ep.Address, ep.PortFor(p), ep.Weight))
+		lb := LbEndpoint(ep.Address, ep.PortFor(p), ep.Weight)
+		if flavor == FlavorEnvoy && ix.endpointMTLS(svc, ep, p) {
+			markMTLS(lb)
+		}
+		out = append(out, lb)
 	}
 	return out
 }

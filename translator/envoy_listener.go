@@ -16,6 +16,7 @@ const (
 	hcmFilterName      = "envoy.filters.network.http_connection_manager"
 	tcpProxyFilterName = "envoy.filters.network.tcp_proxy"
 	routerFilterName   = "envoy.filters.http.router"
+	tlsInspectorName   = "envoy.filters.listener.tls_inspector"
 )
 
 // HTTPConnectionManager builds the HCM network filter. Exactly one of rds

@@ -32,6 +32,7 @@ var goldenTypes = map[string]string{
 	"endpoints": resourcev3.EndpointType,
 	"listeners": resourcev3.ListenerType,
 	"routes":    resourcev3.RouteType,
+	"secrets":   resourcev3.SecretType,
 }
 
 // goldenProxies are the proxies every case is translated for: the Envoy
@@ -41,7 +42,15 @@ var goldenTypes = map[string]string{
 func goldenProxies(snap *mesh.Snapshot) []Proxy {
 	var out []Proxy
 	for _, w := range snap.Workloads {
-		out = append(out, NewProxy(&corev3.Node{Id: w.ID(), UserAgentName: "envoy"}, snap, "default"))
+		p := NewProxy(&corev3.Node{Id: w.ID(), UserAgentName: "envoy"}, snap, "default")
+		// Stand-ins for the certificates the CA would issue: the translator
+		// passes them through to SDS as they are.
+		p.Certificate = &Certificate{
+			ChainPEM: []byte("chain of spiffe://cluster.local/ns/" + w.Namespace + "/sa/" + w.ServiceAccount),
+			KeyPEM:   []byte("key of " + w.ID()),
+		}
+		p.TrustBundlePEM = []byte("mesh roots")
+		out = append(out, p)
 	}
 	out = append(out, NewProxy(&corev3.Node{Id: "client.default", UserAgentName: "envoy"}, snap, "default"))
 
@@ -103,7 +112,7 @@ func TestGolden(t *testing.T) {
 			}
 			outputs := map[string][]any{} // short type -> per-proxy docs
 			for _, p := range goldenProxies(snap) {
-				res, err := Translate(snap, p)
+				res, err := Translate(snap, p, Options{TrustDomain: "cluster.local"})
 				if err != nil {
 					t.Fatalf("translate %s: %v", p.ID, err)
 				}

@@ -29,7 +29,7 @@ func (ix *index) translateGRPC(p Proxy) (*Resources, []error) {
 
 	for _, name := range p.ListenerNames {
 		if ip, port, ok := parseGRPCServerListenerName(name); ok {
-			l, err := grpcServerListener(name, ip, port)
+			l, err := grpcServerListener(name, ip, port, ix.grpcServerMTLS(p.Workload, port))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("listener %s: %w", name, err))
 				continue
@@ -112,10 +112,30 @@ func grpcAPIListener(name, routeConfig string) (*listenerv3.Listener, error) {
 	return APIListener(name, hcm)
 }
 
+// grpcServerMTLS reports whether a proxyless gRPC server requires mTLS on
+// port. gRPC cannot serve TLS and plaintext on one port (it ignores filter
+// chains that match on transport protocol), so PERMISSIVE becomes mTLS for
+// a workload marked as part of the mesh (clients then use mTLS, see
+// endpointMTLS) and plaintext otherwise. A server of an unknown workload
+// has no identity and serves plaintext.
+func (ix *index) grpcServerMTLS(w *mesh.Workload, port uint32) bool {
+	if w == nil {
+		return false
+	}
+	switch ix.inboundMode(w, port) {
+	case mesh.MTLSStrict:
+		return true
+	case mesh.MTLSDisable:
+		return false
+	}
+	return w.Labels[TLSModeLabel] == "istio"
+}
+
 // grpcServerListener tells a gRPC server on ip:port how to handle incoming
 // connections: with an HTTP connection manager whose only route accepts
-// every call (non_forwarding_action: the server handles it itself).
-func grpcServerListener(name, ip string, port uint32) (*listenerv3.Listener, error) {
+// every call (non_forwarding_action: the server handles it itself), over
+// mTLS (certificates from gRPC's certificate provider) when mtls is set.
+func grpcServerListener(name, ip string, port uint32, mtls bool) (*listenerv3.Listener, error) {
 	rc := RouteConfiguration(InboundRouteConfigName(port),
 		VirtualHost(InboundVirtualHostName(port), []string{"*"}, &routev3.Route{
 			Name:   "default",
@@ -132,5 +152,13 @@ func grpcServerListener(name, ip string, port uint32) (*listenerv3.Listener, err
 	}
 	l := Listener(name, ip, port, f)
 	l.FilterChains[0].Name = InboundFilterChainName(port)
+	if mtls {
+		ts, err := TransportSocket(DownstreamMTLS(FlavorGRPC))
+		if err != nil {
+			return nil, err
+		}
+		l.FilterChains[0].TransportSocket = ts
+		l.FilterChains[0].Name += "|mtls"
+	}
 	return l, nil
 }

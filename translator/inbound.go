@@ -10,6 +10,8 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/minimesh/minimesh/mesh"
 )
@@ -21,6 +23,7 @@ const appAddress = "127.0.0.1"
 type inboundPort struct {
 	port     uint32
 	protocol mesh.Protocol
+	mode     mesh.MTLSMode // what the workload accepts there
 }
 
 // inboundPorts lists the ports on which workload w receives service traffic:
@@ -61,6 +64,7 @@ func (ix *index) addInbound(res *Resources, p Proxy) []error {
 	}
 	var errs []error
 	for _, in := range ix.inboundPorts(p.Workload) {
+		in.mode = ix.inboundMode(p.Workload, in.port)
 		l, c, err := inboundListener(bind, in)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("inbound port %d: %w", in.port, err))
@@ -75,6 +79,12 @@ func (ix *index) addInbound(res *Resources, p Proxy) []error {
 // inboundListener builds the listener for one inbound port and the cluster
 // that reaches the application. HTTP ports get an HTTP connection manager
 // (so Envoy's HTTP stats and, later, policies apply); others a TCP proxy.
+//
+// The mTLS mode decides the filter chains: STRICT has one chain that
+// requires a client certificate from the mesh; DISABLE one plaintext chain;
+// PERMISSIVE both, told apart by the TLS inspector (transport protocol
+// "tls" or "raw_buffer"). Each chain has its own stat prefix, so Envoy's
+// stats show how much traffic still arrives in plaintext.
 func inboundListener(bind string, in inboundPort) (*listenerv3.Listener, *clusterv3.Cluster, error) {
 	clusterName := InboundClusterName(in.port)
 	c := StaticCluster(clusterName, clusterv3.Cluster_STATIC,
@@ -82,8 +92,46 @@ func inboundListener(bind string, in inboundPort) (*listenerv3.Listener, *cluste
 	if err := useHTTP2Upstream(c, in.protocol.IsHTTP2(), nil); err != nil {
 		return nil, nil, err
 	}
+	l := &listenerv3.Listener{Name: ListenerName(bind, in.port), Address: SocketAddress(bind, in.port)}
+	if in.mode != mesh.MTLSStrict && in.mode != mesh.MTLSDisable && in.mode != mesh.MTLSPermissive {
+		in.mode = mesh.MTLSPermissive // no policy: Istio's default
+	}
+	if in.mode != mesh.MTLSDisable {
+		chain, err := inboundChain(in, clusterName, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		l.FilterChains = append(l.FilterChains, chain)
+	}
+	if in.mode != mesh.MTLSStrict {
+		chain, err := inboundChain(in, clusterName, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		l.FilterChains = append(l.FilterChains, chain)
+	}
+	if in.mode == mesh.MTLSPermissive {
+		inspector, err := anyOf(&tlsinspectorv3.TlsInspector{})
+		if err != nil {
+			return nil, nil, err
+		}
+		l.ListenerFilters = []*listenerv3.ListenerFilter{{
+			Name:       tlsInspectorName,
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: inspector},
+		}}
+		l.FilterChains[0].FilterChainMatch = &listenerv3.FilterChainMatch{TransportProtocol: "tls"}
+		l.FilterChains[1].FilterChainMatch = &listenerv3.FilterChainMatch{TransportProtocol: "raw_buffer"}
+	}
+	return l, c, nil
+}
 
-	statPrefix := statPrefixInbound + fmt.Sprint(in.port)
+// inboundChain is one inbound filter chain, with mesh mTLS or in plaintext.
+func inboundChain(in inboundPort, clusterName string, mtls bool) (*listenerv3.FilterChain, error) {
+	kind := "plaintext"
+	if mtls {
+		kind = "mtls"
+	}
+	statPrefix := fmt.Sprintf("%s%d_%s", statPrefixInbound, in.port, kind)
 	var filter *listenerv3.Filter
 	var err error
 	if in.protocol.IsHTTP() {
@@ -91,16 +139,28 @@ func inboundListener(bind string, in inboundPort) (*listenerv3.Listener, *cluste
 			VirtualHost(InboundVirtualHostName(in.port), []string{"*"}, inboundRoute(clusterName)))
 		hcm, herr := HTTPConnectionManager(statPrefix, "", rc)
 		if herr != nil {
-			return nil, nil, herr
+			return nil, herr
+		}
+		if mtls {
+			// Tell the application who called: the client's SPIFFE ID in
+			// x-forwarded-client-cert.
+			hcm.ForwardClientCertDetails = hcmv3.HttpConnectionManager_SANITIZE_SET
+			hcm.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true}
 		}
 		filter, err = hcmFilter(hcm)
 	} else {
 		filter, err = tcpProxyFilter(statPrefix, clusterName)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	l := Listener(ListenerName(bind, in.port), bind, in.port, filter)
-	l.FilterChains[0].Name = InboundFilterChainName(in.port)
-	return l, c, nil
+	chain := &listenerv3.FilterChain{Name: InboundFilterChainName(in.port) + "|" + kind, Filters: []*listenerv3.Filter{filter}}
+	if mtls {
+		ts, err := TransportSocket(DownstreamMTLS(FlavorEnvoy))
+		if err != nil {
+			return nil, err
+		}
+		chain.TransportSocket = ts
+	}
+	return chain, nil
 }

@@ -9,10 +9,11 @@ import (
 // index gives fast lookups into a mesh snapshot. It is built once per
 // snapshot and shared by every proxy translated from that snapshot.
 type index struct {
-	snap     *mesh.Snapshot
-	services map[string]*mesh.Service         // by hostname
-	rules    map[string]*mesh.DestinationRule // by host
-	routes   map[string]*mesh.VirtualService  // by host
+	snap        *mesh.Snapshot
+	trustDomain string
+	services    map[string]*mesh.Service         // by hostname
+	rules       map[string]*mesh.DestinationRule // by host
+	routes      map[string]*mesh.VirtualService  // by host
 }
 
 // Index prepares a snapshot for translation. Translating many proxies from
@@ -20,12 +21,16 @@ type index struct {
 type Index = *index
 
 // NewIndex builds the lookups for snap.
-func NewIndex(snap *mesh.Snapshot) Index {
+func NewIndex(snap *mesh.Snapshot, opts Options) Index {
+	if opts.TrustDomain == "" {
+		opts.TrustDomain = "cluster.local"
+	}
 	ix := &index{
-		snap:     snap,
-		services: map[string]*mesh.Service{},
-		rules:    map[string]*mesh.DestinationRule{},
-		routes:   map[string]*mesh.VirtualService{},
+		snap:        snap,
+		trustDomain: opts.TrustDomain,
+		services:    map[string]*mesh.Service{},
+		rules:       map[string]*mesh.DestinationRule{},
+		routes:      map[string]*mesh.VirtualService{},
 	}
 	for _, s := range snap.Services {
 		ix.services[s.Hostname] = s

@@ -113,6 +113,12 @@ func parseGRPCServerListenerName(name string) (ip string, port uint32, ok bool) 
 	return host, uint32(n), true
 }
 
+// SNI is the TLS server name a client sends to a mesh endpoint, Istio's
+// format: "outbound_.80_.v1_.my-app.default.svc.cluster.local".
+func SNI(port uint32, subset, host string) string {
+	return "outbound_." + strconv.FormatUint(uint64(port), 10) + "_." + subset + "_." + host
+}
+
 // SecretName constants are the SDS secrets every sidecar asks for.
 const (
 	SecretWorkloadCert = "default"

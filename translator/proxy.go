@@ -36,6 +36,11 @@ type Proxy struct {
 	// targets ("my-app", "my-app.default:80") and server listeners. Envoy
 	// subscribes to all listeners, so this is empty for Envoy.
 	ListenerNames []string
+	// Certificate is the workload's certificate, served to Envoy as the SDS
+	// secret "default"; nil when none was issued.
+	Certificate *Certificate
+	// TrustBundlePEM are the mesh's root certificates (SDS secret "ROOTCA").
+	TrustBundlePEM []byte
 }
 
 // FlavorOf tells an Envoy from a proxyless gRPC client by the user agent

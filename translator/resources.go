@@ -7,6 +7,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
@@ -18,6 +19,7 @@ type Resources struct {
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	Listeners []*listenerv3.Listener
 	Routes    []*routev3.RouteConfiguration
+	Secrets   []*tlsv3.Secret
 }
 
 // ByType returns the resources keyed by xDS type URL, the shape caches use.
@@ -27,6 +29,10 @@ func (r *Resources) ByType() map[string][]types.Resource {
 		resourcev3.EndpointType: make([]types.Resource, 0, len(r.Endpoints)),
 		resourcev3.ListenerType: make([]types.Resource, 0, len(r.Listeners)),
 		resourcev3.RouteType:    make([]types.Resource, 0, len(r.Routes)),
+		resourcev3.SecretType:   make([]types.Resource, 0, len(r.Secrets)),
+	}
+	for _, s := range r.Secrets {
+		out[resourcev3.SecretType] = append(out[resourcev3.SecretType], s)
 	}
 	for _, c := range r.Clusters {
 		out[resourcev3.ClusterType] = append(out[resourcev3.ClusterType], c)
@@ -49,4 +55,5 @@ func (r *Resources) sortByName() {
 	sort.Slice(r.Endpoints, func(i, j int) bool { return r.Endpoints[i].GetClusterName() < r.Endpoints[j].GetClusterName() })
 	sort.Slice(r.Listeners, func(i, j int) bool { return r.Listeners[i].GetName() < r.Listeners[j].GetName() })
 	sort.Slice(r.Routes, func(i, j int) bool { return r.Routes[i].GetName() < r.Routes[j].GetName() })
+	sort.Slice(r.Secrets, func(i, j int) bool { return r.Secrets[i].GetName() < r.Secrets[j].GetName() })
 }

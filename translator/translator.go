@@ -14,12 +14,14 @@ import (
 	"errors"
 	"fmt"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
 	"github.com/minimesh/minimesh/mesh"
 )
 
 // Translate builds the resources of one proxy from a snapshot.
-func Translate(snap *mesh.Snapshot, p Proxy) (*Resources, error) {
-	return NewIndex(snap).Translate(p)
+func Translate(snap *mesh.Snapshot, p Proxy, opts Options) (*Resources, error) {
+	return NewIndex(snap, opts).Translate(p)
 }
 
 // Translate builds the resources of one proxy from an indexed snapshot.
@@ -66,7 +68,18 @@ func (ix *index) translateEnvoy(p Proxy) (*Resources, []error) {
 	// route never waits for a new cluster to warm.
 	errs = append(errs, ix.addClusters(res, ix.allClusterRefs(), FlavorEnvoy)...)
 	errs = append(errs, ix.addInbound(res, p)...)
+	res.Secrets = secrets(p)
 	return res, errs
+}
+
+// secrets are a sidecar's SDS secrets: its own certificate and the mesh
+// roots. Only a registered workload has an identity, and it gets its own
+// certificate and no other.
+func secrets(p Proxy) []*tlsv3.Secret {
+	if p.Workload == nil || p.Certificate == nil {
+		return nil
+	}
+	return []*tlsv3.Secret{WorkloadCertSecret(p.Certificate.ChainPEM, p.Certificate.KeyPEM), RootCASecret(p.TrustBundlePEM)}
 }
 
 // addClusters builds the given outbound clusters and their endpoints.

@@ -1,0 +1,111 @@
+package certs
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestStoreRotation(t *testing.T) {
+	clk := newClock()
+	ca := mustLoad(t, Options{Dir: t.TempDir(), CertLifetime: 2 * time.Minute, Now: clk.Now})
+	s := NewStore(ca)
+	if _, ok := s.NextRefresh(); ok {
+		t.Error("NextRefresh of an empty store reports a time")
+	}
+	web := Identity{TrustDomain: "cluster.local", Namespace: "default", ServiceAccount: "web"}
+	first, err := s.Get(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresh := t0.Add(time.Minute) // 2/3 of [now-1m, now+2m]
+	if next, ok := s.NextRefresh(); !ok || !next.Equal(refresh) {
+		t.Errorf("NextRefresh = %s, %v; want %s", next, ok, refresh)
+	}
+
+	clk.Set(refresh.Add(-time.Second))
+	again, err := s.Get(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first {
+		t.Fatal("Get before RefreshAt issued a new certificate")
+	}
+	// An identity without trust domain names the same entry.
+	if c, _ := s.Get(Identity{Namespace: "default", ServiceAccount: "web"}); c != first {
+		t.Error("empty trust domain did not resolve to the cached certificate")
+	}
+
+	clk.Set(refresh)
+	second, err := s.Get(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first || second.Leaf.SerialNumber.Cmp(first.Leaf.SerialNumber) == 0 {
+		t.Fatal("Get at RefreshAt returned the old certificate")
+	}
+	if second.Identity != web || second.Leaf.URIs[0].String() != first.Leaf.URIs[0].String() {
+		t.Errorf("rotated certificate has identity %+v", second.Identity)
+	}
+	if !second.NotAfter.After(first.NotAfter) {
+		t.Error("rotated certificate does not outlive the old one")
+	}
+	if next, _ := s.NextRefresh(); !next.Equal(refresh.Add(time.Minute)) {
+		t.Errorf("NextRefresh after rotation = %s, want %s", next, refresh.Add(time.Minute))
+	}
+
+	s.Forget(web)
+	if _, ok := s.NextRefresh(); ok {
+		t.Error("Forget left the certificate cached")
+	}
+	third, err := s.Get(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third == second {
+		t.Error("Get after Forget returned the forgotten certificate")
+	}
+}
+
+func TestStoreNextRefreshIsEarliest(t *testing.T) {
+	clk := newClock()
+	ca := mustLoad(t, Options{Dir: t.TempDir(), CertLifetime: 2 * time.Minute, Now: clk.Now})
+	s := NewStore(ca)
+	if _, err := s.Get(Identity{Namespace: "a", ServiceAccount: "early"}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(30 * time.Second))
+	if _, err := s.Get(Identity{Namespace: "a", ServiceAccount: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	if next, _ := s.NextRefresh(); !next.Equal(t0.Add(time.Minute)) {
+		t.Errorf("NextRefresh = %s, want the earlier certificate's %s", next, t0.Add(time.Minute))
+	}
+}
+
+func TestStoreConcurrent(t *testing.T) {
+	ca := mustLoad(t, Options{Dir: t.TempDir()})
+	s := NewStore(ca)
+	id := Identity{Namespace: "default", ServiceAccount: "web"}
+	got := make([]*Cert, 16)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			c, err := s.Get(id)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = c
+			s.NextRefresh()
+		})
+	}
+	wg.Wait()
+	for _, c := range got {
+		if c != got[0] {
+			t.Fatal("concurrent Gets for one identity issued different certificates")
+		}
+	}
+	if _, err := s.Get(Identity{Namespace: "default"}); err == nil {
+		t.Error("Get accepted an invalid identity")
+	}
+}
