@@ -87,7 +87,7 @@ func BenchmarkGRPCClient(b *testing.B) {
 func Benchmark1000Proxies(b *testing.B) {
 	snap := synthMesh(b, 1000)
 	c := cache.New(nil)
-	r := New(c, nopLogger(), "default")
+	r := New(c, nopLogger(), Options{DefaultNamespace: "default"})
 	for i := 0; i < 1000; i++ {
 		id := fmt.Sprintf("svc-%04d-v1.default", i)
 		if err := r.Connect(&corev3.Node{Id: id, UserAgentName: "envoy"}); err != nil {

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/minimesh/minimesh/cache"
+	"github.com/minimesh/minimesh/certs"
 	"github.com/minimesh/minimesh/mesh"
 	"github.com/minimesh/minimesh/translator"
 )
@@ -28,6 +29,9 @@ type Runner struct {
 	log               *zap.Logger
 	defaultNamespace  string
 	translatorOptions translator.Options
+	ca                *certs.CA
+	store             *certs.Store
+	requireAuth       bool
 
 	mu      sync.Mutex
 	mesh    *mesh.Snapshot
@@ -49,17 +53,36 @@ type Stats struct {
 	TranslateErrors int // proxy snapshots refused (translation or checks)
 }
 
+// Options configure a Runner.
+type Options struct {
+	// DefaultNamespace of out-of-mesh proxies without NAMESPACE metadata.
+	DefaultNamespace string
+	// CA issues the workload certificates Envoy sidecars get over SDS; nil:
+	// no certificates (and no mTLS from sidecars).
+	CA *certs.CA
+	// RequireAuthentication refuses xDS clients without a client
+	// certificate from the CA, and any whose identity is not the node's.
+	RequireAuthentication bool
+}
+
 // New returns a runner serving an empty mesh until the first Update.
-func New(c *cache.Cache, log *zap.Logger, defaultNamespace string) *Runner {
+func New(c *cache.Cache, log *zap.Logger, o Options) *Runner {
 	empty := &mesh.Snapshot{}
-	return &Runner{
+	r := &Runner{
 		cache:            c,
 		log:              log,
-		defaultNamespace: defaultNamespace,
+		defaultNamespace: o.DefaultNamespace,
 		mesh:             empty,
-		index:            translator.NewIndex(empty, translator.Options{}),
 		proxies:          map[string]*proxy{},
+		ca:               o.CA,
+		requireAuth:      o.RequireAuthentication,
 	}
+	if o.CA != nil {
+		r.store = certs.NewStore(o.CA)
+		r.translatorOptions.TrustDomain = o.CA.TrustDomain()
+	}
+	r.index = translator.NewIndex(empty, r.translatorOptions)
+	return r
 }
 
 // Update installs a new mesh snapshot and rebuilds every connected proxy.
@@ -127,6 +150,12 @@ func (r *Runner) Disconnect(nodeID string) {
 func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error) {
 	px := translator.NewProxy(p.node, r.mesh, r.defaultNamespace)
 	px.ListenerNames = p.listeners
+	if err := r.addCertificate(&px); err != nil {
+		r.stats.TranslateErrors++
+		r.log.Error("cannot issue the workload certificate; the proxy keeps its last good configuration",
+			zap.String("proxy", px.ID), zap.Error(err))
+		return false, err
+	}
 	res, err := r.index.Translate(px)
 	if err == nil {
 		var snap *cache.Snapshot

@@ -11,7 +11,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/minimesh/minimesh/cache"
+	"github.com/minimesh/minimesh/certs"
 	"github.com/minimesh/minimesh/mesh"
+	"github.com/minimesh/minimesh/translator"
 	"github.com/minimesh/minimesh/watcher/file"
 	"github.com/minimesh/minimesh/xds"
 )
@@ -26,6 +28,20 @@ type Config struct {
 	MaxDelay         time.Duration // debounce ceiling (0: default)
 	Registry         prometheus.Registerer
 	Log              *zap.Logger
+
+	// RootNamespace holds mesh-wide policies ("istio-system").
+	RootNamespace string
+	// CA: where it lives and what it issues. CADir "" means no CA: no
+	// workload certificates and no TLS for xDS (tests of plain routing).
+	CADir        string
+	TrustDomain  string
+	CertLifetime time.Duration
+	// InsecureXDS serves xDS in plaintext: nothing is authenticated.
+	InsecureXDS bool
+	// XDSNames are extra DNS names for the xDS server's certificate (the
+	// host proxies use to reach it); "localhost" and the host name are
+	// always included.
+	XDSNames []string
 }
 
 // ControlPlane is a running `minimesh serve`: file watcher -> translator ->
@@ -54,10 +70,24 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	}
 	w := file.New(file.Config{
 		Dir: cfg.ConfigDir, DefaultNamespace: cfg.DefaultNamespace, DomainSuffix: cfg.DomainSuffix,
-		HoldOff: cfg.HoldOff, MaxDelay: cfg.MaxDelay, Log: cfg.Log.Named("watcher"),
+		RootNamespace: cfg.RootNamespace,
+		HoldOff:       cfg.HoldOff, MaxDelay: cfg.MaxDelay, Log: cfg.Log.Named("watcher"),
 	})
 	if _, _, err := w.Load(); err != nil {
 		return nil, err
+	}
+	var ca *certs.CA
+	if cfg.CADir != "" {
+		var err error
+		ca, err = certs.LoadOrCreate(certs.Options{Dir: cfg.CADir, TrustDomain: cfg.TrustDomain, CertLifetime: cfg.CertLifetime})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Log.Info("certificate authority ready", zap.String("dir", cfg.CADir), zap.String("trust_domain", ca.TrustDomain()),
+			zap.Bool("generated_root", ca.Generated()))
+	}
+	if !cfg.InsecureXDS && ca == nil {
+		return nil, errors.New("xDS over TLS needs a CA (--ca-dir); or pass --insecure-xds for plaintext")
 	}
 
 	lis, err := net.Listen("tcp", cfg.XDSAddress)
@@ -66,8 +96,21 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	c := cache.New(zapLogger{cfg.Log.Named("cache").Sugar()})
-	r := New(c, cfg.Log.Named("runner"), cfg.DefaultNamespace)
-	srv := xds.NewServer(ctx, c.XDS(), r, xds.NewMetrics(cfg.Registry), cfg.Log.Named("xds"), xds.Options{})
+	r := New(c, cfg.Log.Named("runner"), Options{DefaultNamespace: cfg.DefaultNamespace, CA: ca, RequireAuthentication: !cfg.InsecureXDS})
+	xo := xds.Options{Secrets: []string{translator.SecretWorkloadCert, translator.SecretRootCA}}
+	if cfg.InsecureXDS {
+		cfg.Log.Warn("xDS is served in plaintext (--insecure-xds): nothing is authenticated, and any client " +
+			"that can reach the xDS port can obtain any workload's certificate and key. Use only on a trusted machine.")
+	} else {
+		xo.TLS, err = serverTLS(ca, lis.Addr(), cfg.XDSNames)
+		if err != nil {
+			cancel()
+			lis.Close()
+			return nil, err
+		}
+	}
+	srv := xds.NewServer(ctx, c.XDS(), r, xds.NewMetrics(cfg.Registry), cfg.Log.Named("xds"), xo)
+	go r.RotateCertificates(ctx)
 	cp := &ControlPlane{Addr: lis.Addr(), Runner: r, Server: srv, Updated: make(chan struct{}, 1),
 		cancel: cancel, done: make(chan error, 2)}
 

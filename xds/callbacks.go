@@ -15,6 +15,10 @@ import (
 // Hooks is how the xDS server tells the rest of the control plane about
 // proxies. The runner implements it: it builds and publishes snapshots.
 type Hooks interface {
+	// Authorize is called for every new stream, before anything else: it
+	// refuses (with an error) a client whose identity does not match the
+	// node it claims to be.
+	Authorize(node *corev3.Node, peer Peer) error
 	// Connect is called when a node opens its first stream, before its
 	// first request is answered. It must publish a snapshot for the node
 	// before returning, or return an error to refuse the stream.
@@ -35,8 +39,12 @@ type callbacks struct {
 	metrics *Metrics
 	log     *zap.Logger
 
+	// secrets are the only SDS secret names a proxy may ask for; nil: any.
+	secrets map[string]bool
+
 	mu      sync.Mutex
 	streams map[streamKey]*streamState
+	peers   map[streamKey]Peer // from OnStreamOpen until the first request
 }
 
 // streamKey identifies a stream. go-control-plane numbers state-of-the-world
@@ -54,16 +62,33 @@ type streamState struct {
 
 var _ serverv3.Callbacks = (*callbacks)(nil)
 
-func newCallbacks(hooks Hooks, tracker *Tracker, metrics *Metrics, log *zap.Logger) *callbacks {
-	return &callbacks{hooks: hooks, tracker: tracker, metrics: metrics, log: log, streams: map[streamKey]*streamState{}}
+func newCallbacks(hooks Hooks, tracker *Tracker, metrics *Metrics, log *zap.Logger, secrets []string) *callbacks {
+	c := &callbacks{hooks: hooks, tracker: tracker, metrics: metrics, log: log,
+		streams: map[streamKey]*streamState{}, peers: map[streamKey]Peer{}}
+	if len(secrets) > 0 {
+		c.secrets = map[string]bool{}
+		for _, s := range secrets {
+			c.secrets[s] = true
+		}
+	}
+	return c
 }
 
 func (c *callbacks) OnStreamOpen(ctx context.Context, id int64, typeURL string) error {
+	c.opened(streamKey{id: id}, ctx)
 	return nil
 }
 
 func (c *callbacks) OnDeltaStreamOpen(ctx context.Context, id int64, typeURL string) error {
+	c.opened(streamKey{delta: true, id: id}, ctx)
 	return nil
+}
+
+// opened remembers who is at the other end of a new stream.
+func (c *callbacks) opened(id streamKey, ctx context.Context) {
+	c.mu.Lock()
+	c.peers[id] = peerOf(ctx)
+	c.mu.Unlock()
 }
 
 func (c *callbacks) OnStreamClosed(id int64, node *corev3.Node) { c.closed(streamKey{id: id}) }
@@ -77,6 +102,7 @@ func (c *callbacks) closed(id streamKey) {
 	c.mu.Lock()
 	st := c.streams[id]
 	delete(c.streams, id)
+	delete(c.peers, id)
 	c.mu.Unlock()
 	if st == nil {
 		return // closed before its first request
@@ -100,7 +126,17 @@ func (c *callbacks) stream(id streamKey, node *corev3.Node) (*streamState, error
 		return st, nil
 	}
 	if node.GetId() == "" {
+		c.metrics.refuse("no_node_id")
 		return nil, errNoNodeID
+	}
+	c.mu.Lock()
+	p := c.peers[id]
+	c.mu.Unlock()
+	if err := c.hooks.Authorize(node, p); err != nil {
+		c.metrics.refuse("identity")
+		c.log.Warn("xDS stream refused", zap.String("proxy", node.GetId()), zap.String("peer", p.SPIFFEID),
+			zap.String("remote", p.Address), zap.Error(err))
+		return nil, refused("%v", err)
 	}
 	st = &streamState{node: node, listeners: map[string]bool{}}
 	first, otherAgent := c.tracker.streamOpened(node)
@@ -133,9 +169,30 @@ func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest)
 	if err != nil {
 		return err
 	}
+	if err := c.checkSecrets(st.node, req.GetTypeUrl(), req.GetResourceNames()); err != nil {
+		return err
+	}
 	c.request(st.node, req.GetTypeUrl(), req.GetVersionInfo(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	if req.GetTypeUrl() == resourcev3.ListenerType {
 		c.setListeners(st, req.GetResourceNames(), nil, true)
+	}
+	return nil
+}
+
+// checkSecrets refuses a request for an SDS secret other than the proxy's
+// own ("default", "ROOTCA"): nothing else exists for it, and asking is a
+// sign of a misconfigured or hostile client.
+func (c *callbacks) checkSecrets(node *corev3.Node, typeURL string, names []string) error {
+	if typeURL != resourcev3.SecretType || c.secrets == nil {
+		return nil
+	}
+	for _, n := range names {
+		if !c.secrets[n] {
+			c.metrics.refuse("secret_name")
+			c.log.Warn("request for a secret that is not the proxy's own; stream refused",
+				zap.String("proxy", node.GetId()), zap.String("secret", n))
+			return refused("secret %q: a proxy may ask only for its own secrets (default, ROOTCA)", n)
+		}
 	}
 	return nil
 }
@@ -150,6 +207,9 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscove
 	if nonce := req.GetResponseNonce(); nonce != "" {
 		version, _ := c.tracker.rejectedVersion(st.node.GetId(), req.GetTypeUrl(), nonce)
 		c.request(st.node, req.GetTypeUrl(), version, nonce, req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	}
+	if err := c.checkSecrets(st.node, req.GetTypeUrl(), req.GetResourceNamesSubscribe()); err != nil {
+		return err
 	}
 	if req.GetTypeUrl() == resourcev3.ListenerType {
 		c.setListeners(st, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe(), false)

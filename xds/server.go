@@ -9,6 +9,7 @@ package xds
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
@@ -33,8 +34,11 @@ var (
 
 // Options tune the gRPC server.
 type Options struct {
-	// Credentials secure the connection; nil means plaintext.
-	Credentials credentials.TransportCredentials
+	// TLS secures the connections and authenticates clients by their
+	// certificates; nil means plaintext, where nothing is authenticated.
+	TLS *tls.Config
+	// Secrets are the only SDS secret names proxies may ask for; nil: any.
+	Secrets []string
 	// MaxConcurrentStreams per connection (default 100000).
 	MaxConcurrentStreams uint32
 	// KeepaliveTime is how often the server pings an idle connection to
@@ -66,7 +70,7 @@ func NewServer(ctx context.Context, c cachev3.Cache, hooks Hooks, metrics *Metri
 		metrics = NewMetrics(nil)
 	}
 	tracker := NewTracker()
-	cb := newCallbacks(hooks, tracker, metrics, log)
+	cb := newCallbacks(hooks, tracker, metrics, log, o.Secrets)
 	guarded := &nackGuard{Cache: c, tracker: tracker}
 	xdsServer := serverv3.NewServer(ctx, guarded, cb)
 
@@ -76,8 +80,8 @@ func NewServer(ctx context.Context, c cachev3.Cache, hooks Hooks, metrics *Metri
 		// Proxies may ping as often as every 10 s without being cut off.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
-	if o.Credentials != nil {
-		opts = append(opts, grpc.Creds(o.Credentials))
+	if o.TLS != nil {
+		opts = append(opts, grpc.Creds(auditedCreds{TransportCredentials: credentials.NewTLS(o.TLS), log: log, metrics: metrics}))
 	}
 	g := grpc.NewServer(opts...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, xdsServer)

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -51,6 +52,13 @@ func (h *fakeHooks) snapshot() *cache.Snapshot {
 		h.t.Fatal(err)
 	}
 	return s
+}
+
+func (h *fakeHooks) Authorize(node *corev3.Node, p Peer) error {
+	if node.GetId() == "intruder.default" {
+		return errors.New("not you")
+	}
+	return nil
 }
 
 func (h *fakeHooks) Connect(node *corev3.Node) error {

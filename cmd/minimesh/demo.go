@@ -102,7 +102,10 @@ func startDemo(ctx context.Context, log *zap.Logger, out io.Writer, ports map[st
 
 `, dir)
 
-	cp, err := runner.Start(ctx, runner.Config{ConfigDir: dir, XDSAddress: "127.0.0.1:0", Log: log})
+	// Plaintext xDS on loopback, said out loud: the demo's proxies have no
+	// client certificates. The CA lives in the demo's temporary directory.
+	cp, err := runner.Start(ctx, runner.Config{ConfigDir: dir, XDSAddress: "127.0.0.1:0", Log: log,
+		InsecureXDS: true, CADir: filepath.Join(dir, ".ca")})
 	if err != nil {
 		d.stop()
 		return nil, err

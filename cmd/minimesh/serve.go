@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +27,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var (
 		dir         = fs.String("config-dir", "", "directory of Istio YAML to serve (watched; sub-directories included)")
 		xdsAddr     = fs.String("xds-address", "127.0.0.1:15010", "address of the xDS (ADS) gRPC server")
-		insecureXDS = fs.Bool("insecure-xds", false, "serve xDS in plaintext (the only mode until TLS for xDS lands)")
+		insecureXDS = fs.Bool("insecure-xds", false, "serve xDS in plaintext, authenticating nobody (any client can obtain any workload's certificate)")
+		caDir       = fs.String("ca-dir", defaultCADir(), "the CA's directory: minimesh's generated root, or Istio's plug-in files (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)")
+		trustDomain = fs.String("trust-domain", "cluster.local", "trust domain of the SPIFFE identities spiffe://<trust-domain>/ns/<ns>/sa/<sa>")
+		lifetime    = fs.Duration("cert-lifetime", 24*time.Hour, "lifetime of workload certificates (re-issued and pushed at 2/3 of it)")
+		rootNS      = fs.String("root-namespace", "istio-system", "namespace whose PeerAuthentication without selector applies to the whole mesh")
+		xdsNames    = fs.String("xds-server-names", "", "comma-separated extra DNS names in the xDS server certificate (the host proxies dial)")
 		ns          = fs.String("default-namespace", "default", "namespace of objects without metadata.namespace, and of out-of-mesh proxies without NAMESPACE metadata")
 		suffix      = fs.String("domain-suffix", "cluster.local", "cluster domain: short host \"a\" in namespace \"b\" means a.b.svc.<suffix>")
 		holdOff     = fs.Duration("debounce", 20*time.Millisecond, "quiet time after a file change before rebuilding")
@@ -43,15 +51,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck // nothing useful to do on failure
-	if !*insecureXDS {
-		log.Warn("xDS is served in plaintext: TLS for xDS is not implemented yet; pass --insecure-xds to acknowledge")
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cp, err := runner.Start(ctx, runner.Config{
 		ConfigDir: *dir, XDSAddress: *xdsAddr, DefaultNamespace: *ns, DomainSuffix: *suffix,
 		HoldOff: *holdOff, MaxDelay: *maxDelay, Registry: reg, Log: log,
+		RootNamespace: *rootNS, CADir: *caDir, TrustDomain: *trustDomain, CertLifetime: *lifetime,
+		InsecureXDS: *insecureXDS, XDSNames: splitList(*xdsNames),
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -84,4 +91,23 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) {
 	if err := srv.ListenAndServe(); err != nil {
 		log.Error("metrics server stopped", zap.Error(err))
 	}
+}
+
+// defaultCADir is where serve keeps its CA unless told otherwise.
+func defaultCADir() string {
+	if dir, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(dir, "minimesh", "ca")
+	}
+	return "minimesh-ca"
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -100,6 +100,7 @@ func StartCanaryServer(t testing.TB) *Canary {
 	ctx, cancel := context.WithCancel(context.Background())
 	cp, err := runner.Start(ctx, runner.Config{
 		ConfigDir: dir, XDSAddress: "127.0.0.1:0", Log: zaptest.NewLogger(t).Named("minimesh"),
+		InsecureXDS: true, CADir: t.TempDir(),
 	})
 	if err != nil {
 		cancel()

@@ -38,7 +38,7 @@ func presentKeys(s *mesh.Snapshot) map[string]bool {
 // snapshot, the diagnostics about the files as they are, and a note for
 // each object served from its last good version.
 func (w *Watcher) buildKeepingLastGood(objs []mesh.Object, rejected map[string]bool) (*mesh.Snapshot, []mesh.Diagnostic, []error) {
-	opts := mesh.Options{DomainSuffix: w.cfg.DomainSuffix}
+	opts := mesh.Options{DomainSuffix: w.cfg.DomainSuffix, RootNamespace: w.cfg.RootNamespace}
 	snap, diags := mesh.Build(objs, opts)
 	for _, d := range diags {
 		if d.Severity == mesh.SeverityError && d.Object != "" {

@@ -34,6 +34,7 @@ type Config struct {
 	Dir              string
 	DefaultNamespace string        // for objects without metadata.namespace; "default" if empty
 	DomainSuffix     string        // "cluster.local" if empty
+	RootNamespace    string        // mesh-wide policies live here; "istio-system" if empty
 	HoldOff          time.Duration // quiet time after the last event before rebuilding (default 20 ms)
 	MaxDelay         time.Duration // ceiling from the first event to the rebuild (default 100 ms)
 	Log              *zap.Logger

@@ -1,0 +1,97 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"go.uber.org/zap"
+
+	"github.com/minimesh/minimesh/certs"
+	"github.com/minimesh/minimesh/translator"
+	"github.com/minimesh/minimesh/xds"
+)
+
+// Authorize refuses an xDS client whose certificate does not match the node
+// it claims to be (xds.Hooks). A node ID that names a workload must come
+// with that workload's identity (namespace and service account); a node
+// that names no workload (a client outside the mesh) needs a certificate
+// from the mesh CA of the same namespace. Without RequireAuthentication
+// (--insecure-xds) every client is accepted.
+func (r *Runner) Authorize(node *corev3.Node, peer xds.Peer) error {
+	if !r.requireAuth {
+		return nil
+	}
+	if !peer.Authenticated {
+		return errors.New("no client certificate: xDS clients must authenticate with a certificate issued by minimesh (minimesh certs issue)")
+	}
+	id, err := certs.ParseSPIFFEID(peer.SPIFFEID)
+	if err != nil {
+		return fmt.Errorf("client certificate: %w", err)
+	}
+	r.mu.Lock()
+	px := translator.NewProxy(node, r.mesh, r.defaultNamespace)
+	r.mu.Unlock()
+	if w := px.Workload; w != nil {
+		if w.Namespace != id.Namespace || w.ServiceAccount != id.ServiceAccount {
+			return fmt.Errorf("node %q is workload %s/%s with service account %q, but the client certificate is %s",
+				node.GetId(), w.Namespace, w.Name, w.ServiceAccount, peer.SPIFFEID)
+		}
+		return nil
+	}
+	if px.Namespace != id.Namespace {
+		return fmt.Errorf("node %q is a client in namespace %q, but the client certificate is %s", node.GetId(), px.Namespace, peer.SPIFFEID)
+	}
+	return nil
+}
+
+// addCertificate gives an Envoy sidecar of a registered workload its own
+// certificate (served over SDS). gRPC reads its certificates from files and
+// clients outside the mesh have no identity: they get none.
+func (r *Runner) addCertificate(px *translator.Proxy) error {
+	if r.store == nil || px.Workload == nil || px.Flavor != translator.FlavorEnvoy {
+		return nil
+	}
+	c, err := r.store.Get(certs.Identity{
+		TrustDomain: r.ca.TrustDomain(), Namespace: px.Workload.Namespace, ServiceAccount: px.Workload.ServiceAccount,
+	})
+	if err != nil {
+		return err
+	}
+	px.Certificate = &translator.Certificate{ChainPEM: c.ChainPEM, KeyPEM: c.KeyPEM}
+	px.TrustBundlePEM = r.ca.TrustBundlePEM()
+	return nil
+}
+
+// RotateCertificates re-issues workload certificates as they come due and
+// pushes them, until ctx ends: proxies get a new certificate well before
+// the old one expires, without restarting anything.
+func (r *Runner) RotateCertificates(ctx context.Context) {
+	if r.store == nil {
+		return
+	}
+	for {
+		wait := time.Minute
+		if next, ok := r.store.NextRefresh(); ok {
+			wait = max(time.Until(next), time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		r.mu.Lock()
+		pushed := 0
+		for _, p := range r.proxies {
+			if changed, _ := r.rebuild(ctx, p); changed {
+				pushed++
+			}
+		}
+		r.mu.Unlock()
+		if pushed > 0 {
+			r.log.Info("workload certificates rotated", zap.Int("proxies", pushed))
+		}
+	}
+}
