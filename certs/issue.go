@@ -44,10 +44,15 @@ func (c *Cert) TLSCertificate() (tls.Certificate, error) {
 }
 
 // RefreshAt is when the certificate should be re-issued: two thirds of the
-// way from NotBefore to NotAfter.
+// way from its issue to NotAfter. (NotBefore is backdated by clockSkew; the
+// refresh counts from the real issue time, or a short lifetime would be due
+// at once.)
 func (c *Cert) RefreshAt() time.Time {
-	nb := c.Leaf.NotBefore
-	return nb.Add(c.NotAfter.Sub(nb) * 2 / 3)
+	issued := c.Leaf.NotBefore.Add(clockSkew)
+	if !issued.Before(c.NotAfter) {
+		issued = c.Leaf.NotBefore
+	}
+	return issued.Add(c.NotAfter.Sub(issued) * 2 / 3)
 }
 
 // Issue returns a new workload certificate for id, whose only SAN is its

@@ -18,7 +18,7 @@ func TestStoreRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refresh := t0.Add(time.Minute) // 2/3 of [now-1m, now+2m]
+	refresh := t0.Add(80 * time.Second) // 2/3 of [now, now+2m]
 	if next, ok := s.NextRefresh(); !ok || !next.Equal(refresh) {
 		t.Errorf("NextRefresh = %s, %v; want %s", next, ok, refresh)
 	}
@@ -50,8 +50,8 @@ func TestStoreRotation(t *testing.T) {
 	if !second.NotAfter.After(first.NotAfter) {
 		t.Error("rotated certificate does not outlive the old one")
 	}
-	if next, _ := s.NextRefresh(); !next.Equal(refresh.Add(time.Minute)) {
-		t.Errorf("NextRefresh after rotation = %s, want %s", next, refresh.Add(time.Minute))
+	if next, _ := s.NextRefresh(); !next.Equal(refresh.Add(80 * time.Second)) {
+		t.Errorf("NextRefresh after rotation = %s, want %s", next, refresh.Add(80*time.Second))
 	}
 
 	s.Forget(web)
@@ -78,8 +78,8 @@ func TestStoreNextRefreshIsEarliest(t *testing.T) {
 	if _, err := s.Get(Identity{Namespace: "a", ServiceAccount: "late"}); err != nil {
 		t.Fatal(err)
 	}
-	if next, _ := s.NextRefresh(); !next.Equal(t0.Add(time.Minute)) {
-		t.Errorf("NextRefresh = %s, want the earlier certificate's %s", next, t0.Add(time.Minute))
+	if next, _ := s.NextRefresh(); !next.Equal(t0.Add(80 * time.Second)) {
+		t.Errorf("NextRefresh = %s, want the earlier certificate's %s", next, t0.Add(80*time.Second))
 	}
 }
 

@@ -78,3 +78,9 @@ func (m *Metrics) Pushes(shortTypeName string) float64 {
 
 // counterValue reads a counter's current value.
 func counterValue(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
+
+// Refused returns how many streams or connections were refused for a
+// reason ("identity", "secret_name", "tls_handshake", "not_tls", "no_node_id").
+func (m *Metrics) Refused(reason string) float64 {
+	return counterValue(m.refused.WithLabelValues(reason))
+}
