@@ -116,6 +116,12 @@ func (r *Runner) Connect(node *corev3.Node) error {
 	defer r.mu.Unlock()
 	p := &proxy{node: node}
 	r.proxies[node.GetId()] = p
+	if px := translator.NewProxy(node, r.mesh, r.defaultNamespace); px.Flavor == translator.FlavorGRPC &&
+		px.Workload != nil && px.Workload.Labels[translator.TLSModeLabel] == "istio" {
+		r.log.Warn("a proxyless gRPC workload is labeled as having a sidecar (security.istio.io/tlsMode: istio): "+
+			"under PERMISSIVE, clients will send it mTLS, which a proxyless server accepts only under STRICT",
+			zap.String("proxy", node.GetId()))
+	}
 	if _, err := r.rebuild(context.Background(), p); err != nil {
 		// Publish an empty but valid snapshot so that the proxy is answered
 		// and sees nothing rather than hanging; the error is logged.

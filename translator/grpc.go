@@ -113,22 +113,14 @@ func grpcAPIListener(name, routeConfig string) (*listenerv3.Listener, error) {
 }
 
 // grpcServerMTLS reports whether a proxyless gRPC server requires mTLS on
-// port. gRPC cannot serve TLS and plaintext on one port (it ignores filter
-// chains that match on transport protocol), so PERMISSIVE becomes mTLS for
-// a workload marked as part of the mesh (clients then use mTLS, see
-// endpointMTLS) and plaintext otherwise. A server of an unknown workload
-// has no identity and serves plaintext.
+// port: only when it is STRICT. gRPC cannot serve TLS and plaintext on one
+// port (it ignores filter chains that match on transport protocol), so a
+// PERMISSIVE proxyless server serves plaintext, to mesh clients too (auto
+// mTLS sends plaintext to a PERMISSIVE endpoint without a sidecar, see
+// endpointMTLS). Flipping it to STRICT switches both sides to mTLS at once.
+// A server that names no workload has no identity and serves plaintext.
 func (ix *index) grpcServerMTLS(w *mesh.Workload, port uint32) bool {
-	if w == nil {
-		return false
-	}
-	switch ix.inboundMode(w, port) {
-	case mesh.MTLSStrict:
-		return true
-	case mesh.MTLSDisable:
-		return false
-	}
-	return w.Labels[TLSModeLabel] == "istio"
+	return w != nil && ix.inboundMode(w, port) == mesh.MTLSStrict
 }
 
 // grpcServerListener tells a gRPC server on ip:port how to handle incoming

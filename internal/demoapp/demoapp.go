@@ -15,15 +15,21 @@ import (
 	"os"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	xdscreds "google.golang.org/grpc/credentials/xds"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/xds"
 )
 
 // VersionHeader is the response header that names the version that answered.
 const VersionHeader = "x-served-by"
+
+// PeerHeader is the response header in which a backend says who called it:
+// the SPIFFE ID of the client's certificate, or "plaintext".
+const PeerHeader = "x-peer-identity"
 
 // Backend is one version of the application, serving on an address given
 // by xDS (a gRPC server listener).
@@ -64,7 +70,7 @@ type testService struct {
 }
 
 func (s *testService) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
-	_ = grpc.SetHeader(ctx, metadata.Pairs(VersionHeader, s.version))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(VersionHeader, s.version, PeerHeader, peerIdentity(ctx)))
 	host, _ := os.Hostname()
 	return &testgrpc.SimpleResponse{ServerId: s.version, Hostname: host}, nil
 }
@@ -72,6 +78,22 @@ func (s *testService) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest
 func (s *testService) EmptyCall(ctx context.Context, _ *testgrpc.Empty) (*testgrpc.Empty, error) {
 	_ = grpc.SetHeader(ctx, metadata.Pairs(VersionHeader, s.version))
 	return &testgrpc.Empty{}, nil
+}
+
+// peerIdentity is the SPIFFE ID of the calling client, from its TLS
+// certificate, or "plaintext".
+func peerIdentity(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "unknown"
+	}
+	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.PeerCertificates) > 0 {
+		if uris := info.State.PeerCertificates[0].URIs; len(uris) == 1 {
+			return uris[0].String()
+		}
+		return "tls without SPIFFE ID"
+	}
+	return "plaintext"
 }
 
 // Client calls the application through xDS ("xds:///my-app").
@@ -98,13 +120,34 @@ func Dial(target string, bootstrap []byte) (*Client, error) {
 	return &Client{conn: conn, stub: testgrpc.NewTestServiceClient(conn)}, nil
 }
 
+// DialDirect connects to one backend address in plaintext, without xDS:
+// what a client outside the mesh does.
+func DialDirect(addr string) (*Client, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return &Client{conn: conn, stub: testgrpc.NewTestServiceClient(conn)}, nil
+}
+
 // Call makes one RPC and returns the version that answered.
 func (c *Client) Call(ctx context.Context) (string, error) {
-	resp, err := c.stub.UnaryCall(ctx, &testgrpc.SimpleRequest{FillServerId: true})
+	v, _, err := c.CallWithPeer(ctx)
+	return v, err
+}
+
+// CallWithPeer makes one RPC and returns the version that answered and the
+// identity the backend saw for this client.
+func (c *Client) CallWithPeer(ctx context.Context) (version, seenAs string, err error) {
+	var header metadata.MD
+	resp, err := c.stub.UnaryCall(ctx, &testgrpc.SimpleRequest{FillServerId: true}, grpc.Header(&header))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return resp.GetServerId(), nil
+	if v := header.Get(PeerHeader); len(v) > 0 {
+		seenAs = v[0]
+	}
+	return resp.GetServerId(), seenAs, nil
 }
 
 // Close closes the connection.
