@@ -9,7 +9,6 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -66,15 +65,10 @@ func goldenProxies(snap *mesh.Snapshot) []Proxy {
 	for _, w := range snap.Workloads {
 		srv := NewProxy(&corev3.Node{Id: w.ID(), UserAgentName: "gRPC Go"}, snap, "default")
 		srv.ID = w.ID() + " (grpc server)"
-		ports := map[uint32]bool{}
-		for _, n := range w.Ports {
-			ports[n] = true
-		}
 		var sorted []uint32
-		for n := range ports {
-			sorted = append(sorted, n)
+		for _, in := range NewIndex(snap, Options{}).inboundPorts(w) {
+			sorted = append(sorted, in.port)
 		}
-		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 		for _, n := range sorted {
 			srv.ListenerNames = append(srv.ListenerNames, GRPCServerListenerName("0.0.0.0:"+itoa(n)))
 		}
