@@ -51,6 +51,16 @@ type EnvoyOptions struct {
 	// AdminAddress is the "ip:port" of Envoy's admin interface;
 	// DefaultAdminAddress when empty.
 	AdminAddress string
+	// XDSTLS makes Envoy reach minimesh over TLS, presenting the workload
+	// certificate in CertDir and checking minimesh's certificate against
+	// the roots there and against the host of XDSAddress. False means
+	// plaintext xDS, in which nothing is authenticated.
+	XDSTLS bool
+	// CertDir is the directory, as Envoy sees it, where
+	// `minimesh certs issue --out` wrote the workload's key, chain and
+	// roots. Required with XDSTLS and used only then: Envoy gets the
+	// certificates it uses for mTLS between workloads over SDS.
+	CertDir string
 }
 
 // Envoy returns the bootstrap for one Envoy sidecar: who it is, where its
@@ -69,9 +79,17 @@ func Envoy(o EnvoyOptions) (*bootstrapv3.Bootstrap, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := o.checkTLS(); err != nil {
+		return nil, err
+	}
 	cluster, err := xdsCluster(xds)
 	if err != nil {
 		return nil, err
+	}
+	if o.XDSTLS {
+		if cluster.TransportSocket, err = xdsTransportSocket(xds, o.CertDir); err != nil {
+			return nil, err
+		}
 	}
 	b := &bootstrapv3.Bootstrap{
 		Node:             envoyNode(node),
@@ -85,6 +103,18 @@ func Envoy(o EnvoyOptions) (*bootstrapv3.Bootstrap, error) {
 		return nil, fmt.Errorf("envoy bootstrap for node %s: %w", o.NodeID, err)
 	}
 	return b, nil
+}
+
+// checkTLS refuses TLS settings that cannot mean anything.
+func (o EnvoyOptions) checkTLS() error {
+	switch {
+	case o.XDSTLS && o.CertDir == "":
+		return fmt.Errorf("envoy bootstrap for node %s: xDS over TLS needs the directory of the workload's certificate files", o.NodeID)
+	case !o.XDSTLS && o.CertDir != "":
+		return fmt.Errorf("envoy bootstrap for node %s: a certificate directory is used only for xDS over TLS "+
+			"(Envoy gets the certificates it uses between workloads over SDS)", o.NodeID)
+	}
+	return checkCertDir(o.CertDir)
 }
 
 // envoyNode identifies the proxy to minimesh. Envoy fills in user_agent

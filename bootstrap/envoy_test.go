@@ -1,12 +1,15 @@
 package bootstrap
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -19,6 +22,8 @@ var validOptions = map[string]EnvoyOptions{
 	"sotw, DNS name": {NodeID: "web.shop", XDSAddress: "minimesh:15010"},
 	"IPv6":           {NodeID: "a.b", XDSAddress: "[fd00::1]:15010", Delta: true, AdminAddress: "[::1]:9901"},
 	"dotted name":    {NodeID: "api.v2.prod", XDSAddress: "minimesh.mesh-system.svc.cluster.local:15012"},
+	"TLS, DNS name":  {NodeID: "my-app-v1.default", XDSAddress: "minimesh:15010", Delta: true, XDSTLS: true, CertDir: "/etc/minimesh/certs"},
+	"TLS, IPv6":      {NodeID: "a.b", XDSAddress: "[fd00::1]:15010", XDSTLS: true, CertDir: "certs"},
 }
 
 func TestEnvoyValidates(t *testing.T) {
@@ -138,6 +143,9 @@ func TestEnvoyErrors(t *testing.T) {
 		{"bad IP", EnvoyOptions{NodeID: "a.b", XDSAddress: "10.0.0.300:15010"}, `host "10.0.0.300" is neither`},
 		{"URL", EnvoyOptions{NodeID: "a.b", XDSAddress: "http://minimesh:15010"}, `xDS address "http://minimesh:15010": want host:port`},
 		{"admin by name", EnvoyOptions{NodeID: "a.b", XDSAddress: "minimesh:15010", AdminAddress: "localhost:15000"}, `admin address "localhost:15000": host "localhost" must be an IP address`},
+		{"TLS without certificates", EnvoyOptions{NodeID: "a.b", XDSAddress: "minimesh:15010", XDSTLS: true}, "xDS over TLS needs the directory of the workload's certificate files"},
+		{"certificates without TLS", EnvoyOptions{NodeID: "a.b", XDSAddress: "minimesh:15010", CertDir: "/certs"}, "a certificate directory is used only for xDS over TLS"},
+		{"newline in the certificate directory", EnvoyOptions{NodeID: "a.b", XDSAddress: "minimesh:15010", XDSTLS: true, CertDir: "/certs\nadmin: {}"}, "contains a control character"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,6 +157,96 @@ func TestEnvoyErrors(t *testing.T) {
 				t.Error("EnvoyYAML() accepted what Envoy() refused")
 			}
 		})
+	}
+}
+
+// TestEnvoyXDSTLS checks the TLS settings of the connection to minimesh:
+// the workload's certificate files, the roots, and the name minimesh's
+// certificate must carry.
+func TestEnvoyXDSTLS(t *testing.T) {
+	tests := []struct {
+		name    string
+		o       EnvoyOptions
+		wantSNI string
+		wantSAN *tlsv3.SubjectAltNameMatcher
+	}{
+		{"DNS name", validOptions["TLS, DNS name"], "minimesh", &tlsv3.SubjectAltNameMatcher{
+			SanType: tlsv3.SubjectAltNameMatcher_DNS,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "minimesh"}, IgnoreCase: true},
+		}},
+		{"upper-case name", EnvoyOptions{NodeID: "a.b", XDSAddress: "MiniMesh:15010", XDSTLS: true, CertDir: "/c"}, "MiniMesh", &tlsv3.SubjectAltNameMatcher{
+			SanType: tlsv3.SubjectAltNameMatcher_DNS,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "minimesh"}, IgnoreCase: true},
+		}},
+		{"IPv4", EnvoyOptions{NodeID: "a.b", XDSAddress: "10.0.0.1:15010", XDSTLS: true, CertDir: "/c"}, "", &tlsv3.SubjectAltNameMatcher{
+			SanType: tlsv3.SubjectAltNameMatcher_IP_ADDRESS,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "10.0.0.1"}},
+		}},
+		{"IPv6", validOptions["TLS, IPv6"], "", &tlsv3.SubjectAltNameMatcher{
+			SanType: tlsv3.SubjectAltNameMatcher_IP_ADDRESS,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "fd00::1"}},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Envoy(tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := b.GetStaticResources().GetClusters()[0].GetTransportSocket()
+			if ts.GetName() != "envoy.transport_sockets.tls" {
+				t.Fatalf("xds-grpc transport_socket = %v, want envoy.transport_sockets.tls", ts)
+			}
+			ctx := &tlsv3.UpstreamTlsContext{}
+			if err := ts.GetTypedConfig().UnmarshalTo(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := ctx.ValidateAll(); err != nil {
+				t.Errorf("UpstreamTlsContext.ValidateAll: %v", err)
+			}
+			dir := tc.o.CertDir
+			want := &tlsv3.UpstreamTlsContext{
+				Sni: tc.wantSNI,
+				CommonTlsContext: &tlsv3.CommonTlsContext{
+					AlpnProtocols: []string{"h2"},
+					TlsCertificates: []*tlsv3.TlsCertificate{{
+						CertificateChain: fileSource(filepath.Join(dir, "cert-chain.pem")),
+						PrivateKey:       fileSource(filepath.Join(dir, "key.pem")),
+					}},
+					ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
+						ValidationContext: &tlsv3.CertificateValidationContext{
+							TrustedCa:                 fileSource(filepath.Join(dir, "root-cert.pem")),
+							MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{tc.wantSAN},
+						},
+					},
+				},
+			}
+			if diff := cmp.Diff(want, ctx, protocmp.Transform()); diff != "" {
+				t.Errorf("UpstreamTlsContext (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEnvoyPlaintextByDefault checks that without XDSTLS the connection to
+// minimesh has no transport socket, and that the file says so.
+func TestEnvoyPlaintextByDefault(t *testing.T) {
+	o := validOptions["delta, IPv4"]
+	b, err := Envoy(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts := b.GetStaticResources().GetClusters()[0].GetTransportSocket(); ts != nil {
+		t.Errorf("plaintext xds-grpc cluster has transport_socket %v", ts)
+	}
+	y, err := EnvoyYAML(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--insecure-xds\n", "# WARNING: xDS in plaintext"} {
+		if !strings.Contains(string(y), want) {
+			t.Errorf("plaintext bootstrap does not contain %q:\n%s", want, y)
+		}
 	}
 }
 

@@ -26,8 +26,26 @@ var goldenCases = []struct {
 			AdminAddress: "0.0.0.0:9901",
 		})
 	}},
+	{"envoy-tls-dns.yaml", func() ([]byte, error) {
+		return EnvoyYAML(EnvoyOptions{
+			NodeID:     "my-app-v1.default",
+			XDSAddress: "minimesh:15010",
+			Delta:      true,
+			XDSTLS:     true,
+			CertDir:    "/etc/minimesh/certs",
+		})
+	}},
+	{"envoy-tls-ip-sotw.yaml", func() ([]byte, error) {
+		return EnvoyYAML(EnvoyOptions{NodeID: "web.shop", XDSAddress: "10.0.0.1:15012", XDSTLS: true, CertDir: "/var/run/minimesh"})
+	}},
 	{"grpc.json", func() ([]byte, error) {
 		return GRPC(GRPCOptions{NodeID: "greeter-client.default", XDSAddress: "minimesh:15010"})
+	}},
+	{"grpc-certs.json", func() ([]byte, error) {
+		return GRPC(GRPCOptions{NodeID: "greeter-server.default", XDSAddress: "minimesh:15010", CertDir: "/etc/minimesh/certs"})
+	}},
+	{"grpc-tls.json", func() ([]byte, error) {
+		return GRPC(GRPCOptions{NodeID: "greeter-client.default", XDSAddress: "minimesh:15010", CertDir: "/etc/minimesh/certs", XDSTLS: true})
 	}},
 }
 

@@ -66,32 +66,146 @@ func TestGRPCFields(t *testing.T) {
 	}
 }
 
-// TestGRPCGoAcceptsBootstrap hands the file to gRPC-Go's own bootstrap
-// parser, through the one public door to it: an xDS-enabled server, which
-// also insists on the server listener template.
-func TestGRPCGoAcceptsBootstrap(t *testing.T) {
-	out, err := GRPC(grpcOptions)
-	if err != nil {
-		t.Fatal(err)
+// TestGRPCTLSFields checks the two TLS shapes: the certificate provider
+// alone (plaintext xDS, mTLS between workloads), and with it the "tls"
+// channel credentials for xDS.
+func TestGRPCTLSFields(t *testing.T) {
+	type fileWatcher struct {
+		CertificateFile   string `json:"certificate_file"`
+		PrivateKeyFile    string `json:"private_key_file"`
+		CACertificateFile string `json:"ca_certificate_file"`
+		RefreshInterval   string `json:"refresh_interval"`
 	}
-	if err := parseWithGRPCGo(t, out); err != nil {
-		t.Errorf("gRPC-Go refused the bootstrap: %v\n%s", err, out)
+	type creds struct {
+		Type   string       `json:"type"`
+		Config *fileWatcher `json:"config"`
+	}
+	type provider struct {
+		PluginName string      `json:"plugin_name"`
+		Config     fileWatcher `json:"config"`
+	}
+	files := fileWatcher{
+		CertificateFile:   "/etc/minimesh/certs/cert-chain.pem",
+		PrivateKeyFile:    "/etc/minimesh/certs/key.pem",
+		CACertificateFile: "/etc/minimesh/certs/root-cert.pem",
+		RefreshInterval:   "10s",
+	}
+	tests := []struct {
+		name      string
+		o         GRPCOptions
+		wantCreds []creds
+	}{
+		{"certificates, plaintext xDS", GRPCOptions{NodeID: "a.b", XDSAddress: "minimesh:15010", CertDir: "/etc/minimesh/certs"},
+			[]creds{{Type: "insecure"}}},
+		{"certificates, xDS over TLS", GRPCOptions{NodeID: "a.b", XDSAddress: "minimesh:15010", CertDir: "/etc/minimesh/certs/", XDSTLS: true},
+			[]creds{{Type: "tls", Config: &files}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := GRPC(tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				XDSServers []struct {
+					ServerURI      string   `json:"server_uri"`
+					ChannelCreds   []creds  `json:"channel_creds"`
+					ServerFeatures []string `json:"server_features"`
+				} `json:"xds_servers"`
+				Node                 json.RawMessage     `json:"node"`
+				CertificateProviders map[string]provider `json:"certificate_providers"`
+				Template             string              `json:"server_listener_resource_name_template"`
+			}
+			dec := json.NewDecoder(strings.NewReader(string(out)))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&got); err != nil {
+				t.Fatalf("decoding %s: %v", out, err)
+			}
+			if diff := cmp.Diff(tc.wantCreds, got.XDSServers[0].ChannelCreds); diff != "" {
+				t.Errorf("channel_creds (-want +got):\n%s", diff)
+			}
+			want := map[string]provider{"default": {PluginName: "file_watcher", Config: files}}
+			if diff := cmp.Diff(want, got.CertificateProviders); diff != "" {
+				t.Errorf("certificate_providers (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
-// TestGRPCGoRefusesBrokenBootstrap shows that the check above can fail.
-func TestGRPCGoRefusesBrokenBootstrap(t *testing.T) {
+// TestGRPCPlaintextHasNoProviders checks that without certificates the
+// bootstrap defines no certificate provider.
+func TestGRPCPlaintextHasNoProviders(t *testing.T) {
 	out, err := GRPC(grpcOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, field := range []string{`"server_uri"`, `"server_listener_resource_name_template"`} {
-		broken := strings.Replace(string(out), field, `"misspelled"`, 1)
-		err := parseWithGRPCGo(t, []byte(broken))
-		if err == nil {
-			t.Errorf("gRPC-Go accepted a bootstrap without %s", field)
+	if strings.Contains(string(out), "certificate_providers") {
+		t.Errorf("plaintext bootstrap defines certificate providers:\n%s", out)
+	}
+}
+
+// grpcShapes are the three kinds of gRPC bootstrap, for certificates in dir.
+func grpcShapes(dir string) map[string]GRPCOptions {
+	return map[string]GRPCOptions{
+		"plaintext":                   grpcOptions,
+		"certificates, plaintext xDS": {NodeID: "greeter.default", XDSAddress: "minimesh:15010", CertDir: dir},
+		"certificates, xDS over TLS":  {NodeID: "greeter.default", XDSAddress: "minimesh:15010", CertDir: dir, XDSTLS: true},
+	}
+}
+
+// TestGRPCGoAcceptsBootstrap hands the file to gRPC-Go's own bootstrap
+// parser, through the one public door to it: an xDS-enabled server, which
+// also insists on the server listener template. The parser builds the
+// channel credentials (it fails when none of the types is known) and parses
+// every certificate provider's configuration.
+func TestGRPCGoAcceptsBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	writeWorkloadCerts(t, dir)
+	for name, o := range grpcShapes(dir) {
+		t.Run(name, func(t *testing.T) {
+			out, err := GRPC(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := parseWithGRPCGo(t, out); err != nil {
+				t.Errorf("gRPC-Go refused the bootstrap: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestGRPCGoRefusesBrokenBootstrap shows that the check above can fail, for
+// each part of the bootstrap that it is meant to cover.
+func TestGRPCGoRefusesBrokenBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	writeWorkloadCerts(t, dir)
+	shapes := grpcShapes(dir)
+	tests := []struct {
+		shape, from, to string
+	}{
+		{"plaintext", `"server_uri"`, `"misspelled"`},
+		{"plaintext", `"server_listener_resource_name_template"`, `"misspelled"`},
+		{"plaintext", `"insecure"`, `"unknown"`},
+		// the first certificate_file is the channel credentials'
+		{"certificates, xDS over TLS", `"certificate_file"`, `"misspelled"`},
+		// with insecure credentials, the only one is the provider's
+		{"certificates, plaintext xDS", `"certificate_file"`, `"misspelled"`},
+		{"certificates, plaintext xDS", `"10s"`, `"ten seconds"`},
+	}
+	for _, tc := range tests {
+		out, err := GRPC(shapes[tc.shape])
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Logf("without %s: %v", field, err)
+		broken := strings.Replace(string(out), tc.from, tc.to, 1)
+		if broken == string(out) {
+			t.Fatalf("%s: %s not found in\n%s", tc.shape, tc.from, out)
+		}
+		err = parseWithGRPCGo(t, []byte(broken))
+		if err == nil {
+			t.Errorf("%s: gRPC-Go accepted a bootstrap with %s instead of %s", tc.shape, tc.to, tc.from)
+		}
+		t.Logf("%s, %s instead of %s: %v", tc.shape, tc.to, tc.from, err)
 	}
 }
 
@@ -104,6 +218,8 @@ func TestGRPCErrors(t *testing.T) {
 		{"no namespace", GRPCOptions{NodeID: "greeter", XDSAddress: "minimesh:15010"}, `node ID "greeter": want <workload>.<namespace>`},
 		{"no port", GRPCOptions{NodeID: "a.b", XDSAddress: "minimesh"}, `xDS address "minimesh": want host:port`},
 		{"scheme", GRPCOptions{NodeID: "a.b", XDSAddress: "dns:///minimesh:15010"}, `xDS address "dns:///minimesh:15010"`},
+		{"TLS without certificates", GRPCOptions{NodeID: "a.b", XDSAddress: "minimesh:15010", XDSTLS: true}, "xDS over TLS needs the directory"},
+		{"control character", GRPCOptions{NodeID: "a.b", XDSAddress: "minimesh:15010", CertDir: "/a\tb"}, "contains a control character"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,9 +32,17 @@ func EnvoyYAML(o EnvoyOptions) ([]byte, error) {
 
 // envoyHeader is the comment at the top of a generated bootstrap file.
 func envoyHeader(o EnvoyOptions) string {
-	return "# Envoy bootstrap for node " + o.NodeID + ", written by\n" +
+	h := "# Envoy bootstrap for node " + o.NodeID + ", written by\n" +
 		"#   minimesh bootstrap " + envoyFlags(o) + "\n" +
 		"# Run that command again instead of editing this file.\n"
+	if o.XDSTLS {
+		h += "# xDS over mutual TLS with the certificate files in " + o.CertDir + "\n" +
+			"# (from `minimesh certs issue --out`); Envoy reads them once, at start.\n"
+	} else {
+		h += "# WARNING: xDS in plaintext (--insecure-xds): nothing authenticates this proxy\n" +
+			"# to minimesh or minimesh to it. Use --certs DIR for mutual TLS.\n"
+	}
+	return h
 }
 
 // envoyFlags are the `minimesh bootstrap` flags that produce o.
@@ -46,5 +54,19 @@ func envoyFlags(o EnvoyOptions) string {
 	if o.AdminAddress != "" && o.AdminAddress != DefaultAdminAddress {
 		flags = append(flags, "--admin "+o.AdminAddress)
 	}
+	if o.XDSTLS {
+		flags = append(flags, "--certs "+shellQuote(o.CertDir))
+	} else {
+		flags = append(flags, "--insecure-xds")
+	}
 	return strings.Join(flags, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but letters,
+// digits and / . _ - :
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-:") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

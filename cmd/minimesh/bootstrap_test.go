@@ -8,6 +8,7 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
 )
@@ -20,9 +21,10 @@ func TestRunBootstrapEnvoy(t *testing.T) {
 		wantXDS   string
 		wantAdmin uint32
 	}{
-		{"defaults", []string{"--node", "my-app-v1.default"}, corev3.ApiConfigSource_DELTA_GRPC, "127.0.0.1", 15000},
-		{"sotw", []string{"--node", "my-app-v1.default", "--sotw"}, corev3.ApiConfigSource_GRPC, "127.0.0.1", 15000},
-		{"every flag", []string{"--node=a.b", "--xds=minimesh:15010", "--admin=0.0.0.0:9901"}, corev3.ApiConfigSource_DELTA_GRPC, "minimesh", 9901},
+		{"defaults", []string{"--node", "my-app-v1.default", "--insecure-xds"}, corev3.ApiConfigSource_DELTA_GRPC, "127.0.0.1", 15000},
+		{"sotw", []string{"--node", "my-app-v1.default", "--sotw", "--insecure-xds"}, corev3.ApiConfigSource_GRPC, "127.0.0.1", 15000},
+		{"every flag", []string{"--node=a.b", "--xds=minimesh:15010", "--admin=0.0.0.0:9901", "--insecure-xds"}, corev3.ApiConfigSource_DELTA_GRPC, "minimesh", 9901},
+		{"TLS", []string{"--node=a.b", "--xds=minimesh:15010", "--certs=/etc/certs"}, corev3.ApiConfigSource_DELTA_GRPC, "minimesh", 15000},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,9 +47,83 @@ func TestRunBootstrapEnvoy(t *testing.T) {
 	}
 }
 
+// TestRunBootstrapXDSSecurity checks what --certs and --insecure-xds do to
+// the connection to minimesh.
+func TestRunBootstrapXDSSecurity(t *testing.T) {
+	t.Run("Envoy with --certs: mutual TLS", func(t *testing.T) {
+		var out bytes.Buffer
+		if err := runBootstrap([]string{"--node", "a.b", "--xds", "minimesh:15010", "--certs", "/etc/certs"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		b := decodeEnvoyBootstrap(t, out.Bytes())
+		ts := b.GetStaticResources().GetClusters()[0].GetTransportSocket()
+		ctx := &tlsv3.UpstreamTlsContext{}
+		if err := ts.GetTypedConfig().UnmarshalTo(ctx); err != nil {
+			t.Fatalf("transport socket %v: %v", ts, err)
+		}
+		c := ctx.GetCommonTlsContext()
+		if got := c.GetTlsCertificates()[0].GetCertificateChain().GetFilename(); got != "/etc/certs/cert-chain.pem" {
+			t.Errorf("certificate_chain = %q, want /etc/certs/cert-chain.pem", got)
+		}
+		if got := c.GetValidationContext().GetTrustedCa().GetFilename(); got != "/etc/certs/root-cert.pem" {
+			t.Errorf("trusted_ca = %q, want /etc/certs/root-cert.pem", got)
+		}
+		if !strings.Contains(out.String(), "--certs /etc/certs\n") {
+			t.Errorf("the header does not give --certs:\n%s", out.String())
+		}
+	})
+	t.Run("Envoy with --insecure-xds: plaintext, and says so", func(t *testing.T) {
+		var out bytes.Buffer
+		if err := runBootstrap([]string{"--node", "a.b", "--insecure-xds"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if ts := decodeEnvoyBootstrap(t, out.Bytes()).GetStaticResources().GetClusters()[0].GetTransportSocket(); ts != nil {
+			t.Errorf("transport_socket = %v, want none", ts)
+		}
+		if !strings.Contains(out.String(), "# WARNING: xDS in plaintext") {
+			t.Errorf("no warning in\n%s", out.String())
+		}
+	})
+	grpcCases := []struct {
+		name          string
+		args          []string
+		wantCreds     string
+		wantProviders bool
+	}{
+		{"gRPC with --certs: mutual TLS and a certificate provider", []string{"--certs", "/etc/certs"}, "tls", true},
+		{"gRPC with --certs --insecure-xds: a certificate provider", []string{"--certs", "/etc/certs", "--insecure-xds"}, "insecure", true},
+		{"gRPC with --insecure-xds: neither", []string{"--insecure-xds"}, "insecure", false},
+	}
+	for _, tc := range grpcCases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := runBootstrap(append([]string{"--grpc", "--node", "a.b"}, tc.args...), &out); err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				XDSServers []struct {
+					ChannelCreds []struct {
+						Type string `json:"type"`
+					} `json:"channel_creds"`
+				} `json:"xds_servers"`
+				CertificateProviders map[string]any `json:"certificate_providers"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if creds := got.XDSServers[0].ChannelCreds; len(creds) != 1 || creds[0].Type != tc.wantCreds {
+				t.Errorf("channel_creds = %+v, want [%s]", creds, tc.wantCreds)
+			}
+			if has := got.CertificateProviders["default"] != nil; has != tc.wantProviders {
+				t.Errorf("certificate provider \"default\" defined: %v, want %v\n%s", has, tc.wantProviders, out.String())
+			}
+		})
+	}
+}
+
 func TestRunBootstrapGRPC(t *testing.T) {
 	var out bytes.Buffer
-	if err := runBootstrap([]string{"--grpc", "--node", "greeter.default", "--xds", "minimesh:15010"}, &out); err != nil {
+	if err := runBootstrap([]string{"--grpc", "--node", "greeter.default", "--xds", "minimesh:15010", "--insecure-xds"}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
@@ -72,13 +148,17 @@ func TestRunBootstrapErrors(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"no node", nil, "--node is required"},
-		{"bad node", []string{"--node", "my-app"}, `bootstrap: node ID "my-app"`},
-		{"bad xDS address", []string{"--node", "a.b", "--xds", "minimesh"}, `xDS address "minimesh"`},
-		{"extra argument", []string{"--node", "a.b", "envoy.yaml"}, `unexpected argument "envoy.yaml"`},
+		{"no node", []string{"--insecure-xds"}, "--node is required"},
+		{"bad node", []string{"--node", "my-app", "--insecure-xds"}, `bootstrap: node ID "my-app"`},
+		{"bad xDS address", []string{"--node", "a.b", "--xds", "minimesh", "--insecure-xds"}, `xDS address "minimesh"`},
+		{"extra argument", []string{"--node", "a.b", "--insecure-xds", "envoy.yaml"}, `unexpected argument "envoy.yaml"`},
 		{"unknown flag", []string{"--nodes", "a.b"}, "flag provided but not defined: -nodes"},
-		{"sotw with grpc", []string{"--node", "a.b", "--grpc", "--sotw"}, "--sotw and --admin are Envoy settings"},
-		{"admin with grpc", []string{"--node", "a.b", "--grpc", "--admin", "127.0.0.1:1"}, "--sotw and --admin are Envoy settings"},
+		{"sotw with grpc", []string{"--node", "a.b", "--grpc", "--sotw", "--insecure-xds"}, "--sotw and --admin are Envoy settings"},
+		{"admin with grpc", []string{"--node", "a.b", "--grpc", "--admin", "127.0.0.1:1", "--insecure-xds"}, "--sotw and --admin are Envoy settings"},
+		{"neither certs nor insecure (Envoy)", []string{"--node", "a.b"}, "pass --certs DIR (written by `minimesh certs issue --out DIR`), or --insecure-xds"},
+		{"neither certs nor insecure (gRPC)", []string{"--node", "a.b", "--grpc"}, "pass --certs DIR"},
+		{"empty certs", []string{"--node", "a.b", "--certs", ""}, "--certs needs a directory"},
+		{"certs and insecure for Envoy", []string{"--node", "a.b", "--certs", "/c", "--insecure-xds"}, "--certs is used only for xDS over TLS"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/grpclog"
 
 	"github.com/minimesh/minimesh/bootstrap"
+	"github.com/minimesh/minimesh/certs"
 	"github.com/minimesh/minimesh/examples"
 	"github.com/minimesh/minimesh/internal/demoapp"
 	"github.com/minimesh/minimesh/runner"
@@ -74,7 +75,8 @@ type demo struct {
 	dir      string
 	cp       *runner.ControlPlane
 	backends []*demoapp.Backend
-	client   *demoapp.Client
+	client   *demoapp.Client // in the mesh: xDS, certificate
+	plain    *demoapp.Client // outside the mesh: straight to v1, plaintext
 	cancel   context.CancelFunc
 }
 
@@ -111,12 +113,28 @@ func startDemo(ctx context.Context, log *zap.Logger, out io.Writer, ports map[st
 		return nil, err
 	}
 	d.cp = cp
-	boot := func(node string) ([]byte, error) {
-		return bootstrap.GRPC(bootstrap.GRPCOptions{NodeID: node, XDSAddress: cp.Addr.String()})
+	ca, err := certs.LoadOrCreate(certs.Options{Dir: filepath.Join(dir, ".ca")})
+	if err != nil {
+		d.stop()
+		return nil, err
+	}
+	// Each process gets its workload certificate as files (gRPC's
+	// file_watcher certificate provider reads them), as `minimesh certs
+	// issue` would write them.
+	boot := func(node, serviceAccount string) ([]byte, error) {
+		c, err := ca.Issue(certs.Identity{Namespace: "default", ServiceAccount: serviceAccount})
+		if err != nil {
+			return nil, err
+		}
+		certDir := filepath.Join(dir, ".certs", node)
+		if err := certs.WriteFiles(certDir, c, ca.TrustBundlePEM()); err != nil {
+			return nil, err
+		}
+		return bootstrap.GRPC(bootstrap.GRPCOptions{NodeID: node, XDSAddress: cp.Addr.String(), CertDir: certDir})
 	}
 	for _, version := range []string{"v1", "v2"} {
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[version])
-		b, err := boot("my-app-" + version + ".default")
+		b, err := boot("my-app-"+version+".default", "my-app")
 		if err != nil {
 			d.stop()
 			return nil, err
@@ -128,12 +146,16 @@ func startDemo(ctx context.Context, log *zap.Logger, out io.Writer, ports map[st
 		}
 		d.backends = append(d.backends, backend)
 	}
-	b, err := boot("demo-client.default")
+	b, err := boot("demo-client.default", "demo-client")
 	if err != nil {
 		d.stop()
 		return nil, err
 	}
 	if d.client, err = demoapp.Dial("xds:///my-app", b); err != nil {
+		d.stop()
+		return nil, err
+	}
+	if d.plain, err = demoapp.DialDirect(fmt.Sprintf("127.0.0.1:%d", ports["v1"])); err != nil {
 		d.stop()
 		return nil, err
 	}
@@ -155,7 +177,7 @@ func writeCanary(dir string, ports map[string]int) error {
 		if filepath.Base(path) == "workloads.yaml" {
 			text := strings.Replace(string(data), "grpc: 50051", fmt.Sprintf("grpc: %d", ports["v1"]), 1)
 			text = strings.Replace(text, "grpc: 50052", fmt.Sprintf("grpc: %d", ports["v2"]), 1)
-			data = []byte(text)
+			data = []byte(text + demoClientWorkload)
 		}
 		return os.WriteFile(filepath.Join(dir, filepath.Base(path)), data, 0o644)
 	})
@@ -165,6 +187,9 @@ func writeCanary(dir string, ports map[string]int) error {
 func (d *demo) stop() {
 	if d.client != nil {
 		d.client.Close()
+	}
+	if d.plain != nil {
+		d.plain.Close()
 	}
 	for _, b := range d.backends {
 		b.Stop()
@@ -260,8 +285,9 @@ cluster and endpoints (it forgets clusters it has no weight for), so those are s
 and a few calls may fail with "unknown cluster" while they arrive: counted as errors above.
 Try it yourself: minimesh serve --config-dir examples/canary --insecure-xds, and read
 examples/canary/README.md for every YAML field and the Envoy field it becomes.
+
 `)
-	return nil
+	return d.playMTLS(ctx, phaseLen)
 }
 
 // callLoop calls my-app until ctx ends, at its share of rate.

@@ -43,6 +43,21 @@ func TestDemo(t *testing.T) {
 			t.Errorf("step %d: v1 share %.1f%% over %d calls, want %d%% ± 5 over >= 500 calls", i+1, got, calls, want)
 		}
 	}
+	// The zero-trust steps: after STRICT, the mesh client is seen by its
+	// SPIFFE ID and the plaintext client gets nothing.
+	_, after, ok := bytes.Cut(out.Bytes(), []byte("step 6"))
+	if !ok {
+		t.Fatal("the demo did not reach the STRICT step")
+	}
+	strict := regexp.MustCompile(`mesh client:\s+(\d+) ok\s+(\d+) failed \(server saw (\S+)\) \| plaintext client:\s+(\d+) ok`).FindAllSubmatch(after, -1)
+	if len(strict) == 0 {
+		t.Fatal("no client lines after STRICT")
+	}
+	for _, m := range strict[len(strict)-1:] {
+		if string(m[3]) != "spiffe://cluster.local/ns/default/sa/demo-client" || string(m[1]) == "0" || string(m[4]) != "0" {
+			t.Errorf("under STRICT: %s", m[0])
+		}
+	}
 	if !bytes.Contains(out.Bytes(), []byte("acknowledged it")) {
 		t.Errorf("the demo did not report the client acknowledging an edit:\n%s", out.String())
 	}

@@ -29,7 +29,8 @@ const usage = `minimesh: an xDS control plane for Envoy and proxyless gRPC, driv
 Usage:
   minimesh serve --config-dir DIR [--xds-address 127.0.0.1:15010]   serve xDS from Istio YAML in DIR
   minimesh demo                                                     a live 90/10 canary on loopback
-  minimesh bootstrap --node NAME.NAMESPACE [--xds ADDR] [--grpc]    print a proxy bootstrap
+  minimesh bootstrap --node NAME.NS (--certs DIR | --insecure-xds) [--grpc]   print a proxy bootstrap
+  minimesh certs issue --workload NAME.NAMESPACE --out DIR ...      write a workload's key and certificates
   minimesh check DIR                                                validate Istio YAML and exit
 
 Run "minimesh COMMAND -h" for a command's flags.
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "bootstrap":
 		return runBootstrap(args[1:], stdout)
+	case "certs":
+		return runCerts(args[1:], stdout)
 	case "check":
 		return runCheck(args[1:], stdout)
 	case "help", "-h", "--help":

@@ -35,7 +35,11 @@ const (
 	outboundProxy = "http://127.0.0.1:15001"
 )
 
-// sidecarBootstrap is the one way to write a sidecar's bootstrap file.
+// sidecarBootstrap is the one way to write a sidecar's bootstrap file. xDS
+// is plaintext here (minimesh bootstrap --insecure-xds): TLS for xDS would
+// need each sidecar's certificate issued before its container starts (see
+// docker-compose.yaml). mTLS between the sidecars does not depend on it:
+// their certificates come over SDS.
 func sidecarBootstrap(nodeID string) ([]byte, error) {
 	return bootstrap.EnvoyYAML(bootstrap.EnvoyOptions{NodeID: nodeID, XDSAddress: xdsAddress, Delta: true})
 }
@@ -148,6 +152,11 @@ func TestMinimeshService(t *testing.T) {
 	}
 	if !hasFlag(s.Command, "--config-dir", "/config") || s.mount("/config") != "./examples/docker/config" {
 		t.Errorf("service %s: does not serve ./examples/docker/config", host)
+	}
+	// The sidecars' bootstraps speak plaintext xDS; minimesh serves TLS
+	// unless told otherwise.
+	if !slices.Contains(s.Command, "--insecure-xds") {
+		t.Errorf("service %s: command %q lacks --insecure-xds, but the sidecars' bootstraps use plaintext xDS", host, s.Command)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	networkingv1 "istio.io/api/networking/v1"
+	securityv1beta1 "istio.io/api/security/v1beta1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -27,12 +28,17 @@ type object struct {
 	source string // file#index, for errors
 }
 
-// specs returns an empty spec message for each kind the example uses.
-var specs = map[string]func() proto.Message{
-	"ServiceEntry":    func() proto.Message { return &networkingv1.ServiceEntry{} },
-	"WorkloadEntry":   func() proto.Message { return &networkingv1.WorkloadEntry{} },
-	"DestinationRule": func() proto.Message { return &networkingv1.DestinationRule{} },
-	"VirtualService":  func() proto.Message { return &networkingv1.VirtualService{} },
+// kinds gives, for each kind the example uses, its apiVersion and an empty
+// spec message.
+var kinds = map[string]struct {
+	apiVersion string
+	spec       func() proto.Message
+}{
+	"ServiceEntry":       {"networking.istio.io/v1", func() proto.Message { return &networkingv1.ServiceEntry{} }},
+	"WorkloadEntry":      {"networking.istio.io/v1", func() proto.Message { return &networkingv1.WorkloadEntry{} }},
+	"DestinationRule":    {"networking.istio.io/v1", func() proto.Message { return &networkingv1.DestinationRule{} }},
+	"VirtualService":     {"networking.istio.io/v1", func() proto.Message { return &networkingv1.VirtualService{} }},
+	"PeerAuthentication": {"security.istio.io/v1beta1", func() proto.Message { return &securityv1beta1.PeerAuthentication{} }},
 }
 
 // loadConfig reads every document of config/*.yaml.
@@ -71,18 +77,19 @@ func splitDocuments(data string) []string {
 }
 
 // TestConfigIsIstio checks that every object is one Istio accepts: a known
-// kind of networking.istio.io/v1 whose spec decodes into Istio's own proto
+// kind, with its apiVersion, whose spec decodes into Istio's own proto
 // without unknown fields.
 func TestConfigIsIstio(t *testing.T) {
 	for _, o := range loadConfig(t) {
-		if o.APIVersion != "networking.istio.io/v1" {
-			t.Errorf("%s: apiVersion %q, want networking.istio.io/v1", o.source, o.APIVersion)
-		}
-		newSpec, ok := specs[o.Kind]
+		kind, ok := kinds[o.Kind]
 		if !ok {
 			t.Errorf("%s: unexpected kind %q", o.source, o.Kind)
 			continue
 		}
+		if o.APIVersion != kind.apiVersion {
+			t.Errorf("%s: %s: apiVersion %q, want %s", o.source, o.Kind, o.APIVersion, kind.apiVersion)
+		}
+		newSpec := kind.spec
 		if o.Metadata.Name == "" || o.Metadata.Namespace == "" {
 			t.Errorf("%s: %s needs metadata.name and metadata.namespace", o.source, o.Kind)
 		}
