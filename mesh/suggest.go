@@ -10,7 +10,7 @@ func closest(word string, candidates []string) string {
 	best, bestDist := "", -1
 	limit := max(2, len(word)/6)
 	for _, c := range candidates {
-		d := editDistance(strings.ToLower(word), strings.ToLower(c))
+		d := EditDistance(strings.ToLower(word), strings.ToLower(c))
 		if d <= limit && (bestDist < 0 || d < bestDist) {
 			best, bestDist = c, d
 		}
@@ -27,9 +27,10 @@ func didYouMean(word string, candidates []string) string {
 	return ""
 }
 
-// editDistance is the Levenshtein distance between a and b: the number of
+// EditDistance is the Levenshtein distance between a and b: the number of
 // single-byte insertions, deletions and substitutions that turn a into b.
-func editDistance(a, b string) int {
+// Commands use it for "did you mean" hints too.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

@@ -218,7 +218,7 @@ func closeMatches(want string, ids []string) []string {
 	limit := max(2, len(want)/4)
 	var matches []match
 	for _, id := range ids {
-		d := editDistance(want, id)
+		d := mesh.EditDistance(want, id)
 		sameName := strings.HasPrefix(id, name+".") && !strings.Contains(id[len(name)+1:], ".")
 		if d <= limit || sameName {
 			matches = append(matches, match{id, d})
@@ -230,27 +230,6 @@ func closeMatches(want string, ids []string) []string {
 		out = append(out, m.id)
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // caExists reports whether dir already holds a CA (generated or supplied),
