@@ -10,7 +10,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"go.uber.org/zap/zaptest"
+	"github.com/minimesh/minimesh/internal/testlog"
 
 	"github.com/minimesh/minimesh/cache"
 	"github.com/minimesh/minimesh/certs"
@@ -45,7 +45,7 @@ func TestCertificatesRotateBeforeExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := cache.New(nil)
-	r := New(c, zaptest.NewLogger(t), Options{DefaultNamespace: "default", CA: ca})
+	r := New(c, testlog.New(t), Options{DefaultNamespace: "default", CA: ca})
 	r.Update(context.Background(), build(t, string(synth.YAML(1, "default"))))
 	node := &corev3.Node{Id: "svc-0000-v1.default", UserAgentName: "envoy"}
 	if err := r.Connect(node); err != nil {

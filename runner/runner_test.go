@@ -7,7 +7,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"go.uber.org/zap/zaptest"
+	"github.com/minimesh/minimesh/internal/testlog"
 
 	"github.com/minimesh/minimesh/cache"
 	"github.com/minimesh/minimesh/internal/synth"
@@ -36,7 +36,7 @@ func grpcNode(id string) *corev3.Node { return &corev3.Node{Id: id, UserAgentNam
 func TestOnlyAffectedProxiesArePushed(t *testing.T) {
 	base := string(synth.YAML(2, "default"))
 	c := cache.New(nil)
-	r := New(c, zaptest.NewLogger(t), Options{DefaultNamespace: "default"})
+	r := New(c, testlog.New(t), Options{DefaultNamespace: "default"})
 	r.Update(context.Background(), build(t, base))
 
 	for id, target := range map[string]string{"a.default": "svc-0000", "b.default": "svc-0001"} {
@@ -77,7 +77,7 @@ func TestOnlyAffectedProxiesArePushed(t *testing.T) {
 // outbound config only; a workload's sidecar gets its inbound listener too.
 func TestUnknownNodeIsAnOutOfMeshClient(t *testing.T) {
 	c := cache.New(nil)
-	r := New(c, zaptest.NewLogger(t), Options{DefaultNamespace: "default"})
+	r := New(c, testlog.New(t), Options{DefaultNamespace: "default"})
 	r.Update(context.Background(), build(t, string(synth.YAML(1, "default"))))
 	if err := r.Connect(&corev3.Node{Id: "stranger.default", UserAgentName: "envoy"}); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
+	"github.com/minimesh/minimesh/internal/testlog"
 
 	"github.com/minimesh/minimesh/bootstrap"
 	"github.com/minimesh/minimesh/certs"
@@ -39,7 +39,7 @@ func StartMTLS(t testing.TB, mode string) *Mesh {
 	m := &Mesh{CADir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	cp, err := runner.Start(ctx, runner.Config{
-		ConfigDir: dir, XDSAddress: "127.0.0.1:0", CADir: m.CADir, Log: zaptest.NewLogger(t).Named("minimesh"),
+		ConfigDir: dir, XDSAddress: "127.0.0.1:0", CADir: m.CADir, Log: testlog.New(t).Named("minimesh"),
 	})
 	if err != nil {
 		cancel()

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
+	"github.com/minimesh/minimesh/internal/testlog"
 
 	"github.com/minimesh/minimesh/bootstrap"
 	"github.com/minimesh/minimesh/internal/demoapp"
@@ -99,7 +99,7 @@ func StartCanaryServer(t testing.TB) *Canary {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cp, err := runner.Start(ctx, runner.Config{
-		ConfigDir: dir, XDSAddress: "127.0.0.1:0", Log: zaptest.NewLogger(t).Named("minimesh"),
+		ConfigDir: dir, XDSAddress: "127.0.0.1:0", Log: testlog.New(t).Named("minimesh"),
 		InsecureXDS: true, CADir: t.TempDir(),
 	})
 	if err != nil {
