@@ -140,7 +140,8 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		return nil, errors.Join(errors.New("file watcher stopped"), err)
 	}
 	go func() { cp.done <- srv.Serve(lis) }()
-	cfg.Log.Info("serving xDS", zap.String("address", lis.Addr().String()), zap.String("config_dir", cfg.ConfigDir))
+	cfg.Log.Info("serving xDS", zap.String("address", lis.Addr().String()), zap.String("config_dir", cfg.ConfigDir),
+		zap.Bool("tls", !cfg.InsecureXDS))
 	return cp, nil
 }
 
