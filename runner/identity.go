@@ -73,14 +73,20 @@ func (r *Runner) RotateCertificates(ctx context.Context) {
 		return
 	}
 	for {
-		wait := time.Minute
-		if next, ok := r.store.NextRefresh(); ok {
-			wait = max(time.Until(next), time.Second)
+		// Wake at the next refresh, and at least every few seconds: a
+		// proxy that connects meanwhile adds certificates to the store.
+		wait := 5 * time.Second
+		next, ok := r.store.NextRefresh()
+		if ok {
+			wait = min(max(time.Until(next), 100*time.Millisecond), wait)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		}
+		if next, ok := r.store.NextRefresh(); !ok || time.Now().Before(next) {
+			continue
 		}
 		r.mu.Lock()
 		pushed := 0

@@ -21,8 +21,9 @@ import (
 	"github.com/minimesh/minimesh/mesh"
 )
 
-// TLSModeLabel marks a workload that has a sidecar (or is a proxyless gRPC
-// workload with certificates) and so can speak mesh mTLS.
+// TLSModeLabel marks a workload that has an Envoy sidecar, which accepts
+// mesh mTLS even under PERMISSIVE. Proxyless gRPC workloads must not carry
+// it: a proxyless server accepts mTLS only under STRICT (see grpc.go).
 const TLSModeLabel = "security.istio.io/tlsMode"
 
 // transportSocketMatchKey is the endpoint metadata namespace Envoy reads to

@@ -96,12 +96,12 @@ func parseCertsIssueFlags(args []string) (certsIssueFlags, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.workload, "workload", "", "the workload: `NAME.NAMESPACE` of its WorkloadEntry, the node ID its proxy uses (required)")
-	fs.StringVar(&f.configDir, "config-dir", "", "`DIR` of Istio YAML, as given to `minimesh serve`: the workload's namespace and service account come from there (required)")
-	fs.StringVar(&f.caDir, "ca-dir", defaultCADir(), "the CA's `DIR`, the one `minimesh serve --ca-dir` uses; a new root is generated there if it holds none")
+	fs.StringVar(&f.configDir, "config-dir", "", "`DIR` of Istio YAML, as given to minimesh serve: the workload's namespace and service account come from there (required)")
+	fs.StringVar(&f.caDir, "ca-dir", defaultCADir(), "the CA's `DIR`, the one minimesh serve --ca-dir uses; a new root is generated there if it holds none")
 	fs.StringVar(&f.out, "out", "", "`DIR` to write the files into (created 0700 if missing; existing files are replaced atomically) (required)")
-	fs.StringVar(&f.trustDomain, "trust-domain", certs.DefaultTrustDomain, "trust domain of the SPIFFE ID; must match `minimesh serve --trust-domain`")
+	fs.StringVar(&f.trustDomain, "trust-domain", certs.DefaultTrustDomain, "trust domain of the SPIFFE ID; must match minimesh serve --trust-domain")
 	fs.DurationVar(&f.lifetime, "lifetime", certs.DefaultCertLifetime, "how long the certificate is valid (at most as long as the CA)")
-	fs.StringVar(&f.defaultNamespace, "default-namespace", "default", "namespace of objects in --config-dir without metadata.namespace, as for `minimesh serve`")
+	fs.StringVar(&f.defaultNamespace, "default-namespace", "default", "namespace of objects in --config-dir without metadata.namespace, as for minimesh serve")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
