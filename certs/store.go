@@ -9,6 +9,7 @@ import (
 // its RefreshAt has passed (on Get). Safe for concurrent use.
 type Store struct {
 	ca    *CA
+	dir   string // where certificates are kept across restarts; "" for memory only
 	mu    sync.Mutex
 	certs map[Identity]*Cert
 }
@@ -31,9 +32,20 @@ func (s *Store) Get(id Identity) (*Cert, error) {
 	if c := s.certs[id]; c != nil && s.ca.now().Before(c.RefreshAt()) {
 		return c, nil
 	}
+	if s.dir != "" && s.certs[id] == nil {
+		if c := s.load(id); c != nil {
+			s.certs[id] = c
+			return c, nil
+		}
+	}
 	c, err := s.ca.Issue(id)
 	if err != nil {
 		return nil, err
+	}
+	if s.dir != "" {
+		if err := s.save(c); err != nil {
+			return nil, err
+		}
 	}
 	s.certs[id] = c
 	return c, nil

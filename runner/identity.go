@@ -32,18 +32,17 @@ func (r *Runner) Authorize(node *corev3.Node, peer xds.Peer) error {
 		return fmt.Errorf("client certificate: %w", err)
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	px := translator.NewProxy(node, r.mesh, r.defaultNamespace)
-	r.mu.Unlock()
 	if w := px.Workload; w != nil {
 		if w.Namespace != id.Namespace || w.ServiceAccount != id.ServiceAccount {
 			return fmt.Errorf("node %q is workload %s/%s with service account %q, but the client certificate is %s",
 				node.GetId(), w.Namespace, w.Name, w.ServiceAccount, peer.SPIFFEID)
 		}
-		return nil
-	}
-	if px.Namespace != id.Namespace {
+	} else if px.Namespace != id.Namespace {
 		return fmt.Errorf("node %q is a client in namespace %q, but the client certificate is %s", node.GetId(), px.Namespace, peer.SPIFFEID)
 	}
+	r.identities[node.GetId()] = peer.SPIFFEID
 	return nil
 }
 
@@ -54,9 +53,15 @@ func (r *Runner) addCertificate(px *translator.Proxy) error {
 	if r.store == nil || px.Workload == nil || px.Flavor != translator.FlavorEnvoy {
 		return nil
 	}
-	c, err := r.store.Get(certs.Identity{
-		TrustDomain: r.ca.TrustDomain(), Namespace: px.Workload.Namespace, ServiceAccount: px.Workload.ServiceAccount,
-	})
+	id := certs.Identity{TrustDomain: r.ca.TrustDomain(), Namespace: px.Workload.Namespace, ServiceAccount: px.Workload.ServiceAccount}
+	if authn, ok := r.identities[px.ID]; r.requireAuth && ok && authn != id.SPIFFEID() {
+		// The workload's identity changed under a connected proxy (its
+		// service account was edited): the proxy proved another identity,
+		// so it must not get this one's key. It gets it on reconnecting.
+		return fmt.Errorf("the workload is now %s but the proxy authenticated as %s; reconnect to get the new identity",
+			id.SPIFFEID(), authn)
+	}
+	c, err := r.store.Get(id)
 	if err != nil {
 		return err
 	}

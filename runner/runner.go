@@ -32,6 +32,7 @@ type Runner struct {
 	ca                *certs.CA
 	store             *certs.Store
 	requireAuth       bool
+	identities        map[string]string // node ID -> SPIFFE ID it authenticated with
 
 	mu      sync.Mutex
 	mesh    *mesh.Snapshot
@@ -63,6 +64,9 @@ type Options struct {
 	// RequireAuthentication refuses xDS clients without a client
 	// certificate from the CA, and any whose identity is not the node's.
 	RequireAuthentication bool
+	// KeepCertsDir keeps issued workload certificates across restarts, so
+	// that a restarted control plane serves the same ones; "": memory only.
+	KeepCertsDir string
 }
 
 // New returns a runner serving an empty mesh until the first Update.
@@ -74,11 +78,15 @@ func New(c *cache.Cache, log *zap.Logger, o Options) *Runner {
 		defaultNamespace: o.DefaultNamespace,
 		mesh:             empty,
 		proxies:          map[string]*proxy{},
+		identities:       map[string]string{},
 		ca:               o.CA,
 		requireAuth:      o.RequireAuthentication,
 	}
 	if o.CA != nil {
 		r.store = certs.NewStore(o.CA)
+		if o.KeepCertsDir != "" {
+			r.store = certs.NewPersistentStore(o.CA, o.KeepCertsDir)
+		}
 		r.translatorOptions.TrustDomain = o.CA.TrustDomain()
 	}
 	r.index = translator.NewIndex(empty, r.translatorOptions)
@@ -148,6 +156,7 @@ func (r *Runner) Disconnect(nodeID string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.proxies, nodeID)
+	delete(r.identities, nodeID)
 	r.cache.Forget(nodeID)
 }
 

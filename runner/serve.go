@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,7 +97,11 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	c := cache.New(zapLogger{cfg.Log.Named("cache").Sugar()})
-	r := New(c, cfg.Log.Named("runner"), Options{DefaultNamespace: cfg.DefaultNamespace, CA: ca, RequireAuthentication: !cfg.InsecureXDS})
+	opts := Options{DefaultNamespace: cfg.DefaultNamespace, CA: ca, RequireAuthentication: !cfg.InsecureXDS}
+	if cfg.CADir != "" {
+		opts.KeepCertsDir = filepath.Join(cfg.CADir, "issued")
+	}
+	r := New(c, cfg.Log.Named("runner"), opts)
 	xo := xds.Options{Secrets: []string{translator.SecretWorkloadCert, translator.SecretRootCA}}
 	if cfg.InsecureXDS {
 		cfg.Log.Warn("xDS is served in plaintext (--insecure-xds): nothing is authenticated, and any client " +
@@ -110,6 +115,9 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		}
 	}
 	srv := xds.NewServer(ctx, c.XDS(), r, xds.NewMetrics(cfg.Registry), cfg.Log.Named("xds"), xo)
+	if cfg.Registry != nil {
+		r.registerMetrics(cfg.Registry)
+	}
 	go r.RotateCertificates(ctx)
 	cp := &ControlPlane{Addr: lis.Addr(), Runner: r, Server: srv, Updated: make(chan struct{}, 1),
 		cancel: cancel, done: make(chan error, 2)}
@@ -117,7 +125,9 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	first := make(chan struct{})
 	go func() {
 		err := w.Run(ctx, func(s *mesh.Snapshot) {
+			applied := srv.Metrics.ConfigChange()
 			r.Update(ctx, s)
+			applied()
 			select {
 			case <-first:
 			default:

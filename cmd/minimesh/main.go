@@ -5,6 +5,7 @@
 //	minimesh demo                          watch a 90/10 canary shift, live, on loopback
 //	minimesh bootstrap --node NAME.NS      print an Envoy (or --grpc) bootstrap
 //	minimesh check DIR                     validate a directory of Istio YAML
+//	minimesh proxy-status                  the sync state of every connected proxy
 //
 // This package is wiring only: flags, the logger, starting the pieces and
 // stopping them cleanly on SIGINT/SIGTERM.
@@ -32,6 +33,7 @@ Usage:
   minimesh bootstrap --node NAME.NS (--certs DIR | --insecure-xds) [--grpc]   print a proxy bootstrap
   minimesh certs issue --workload NAME.NAMESPACE --out DIR ...      write a workload's key and certificates
   minimesh check DIR                                                validate Istio YAML and exit
+  minimesh proxy-status [NAME.NS] [--debug-address 127.0.0.1:15015] sync state of each connected proxy
 
 Run "minimesh COMMAND -h" for a command's flags.
 `
@@ -40,9 +42,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "minimesh:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0) // the usage was printed, as asked
 		}
+		fmt.Fprintln(os.Stderr, "minimesh:", err)
 		os.Exit(2)
 	}
 }
@@ -51,7 +54,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
+		return errors.New("no command given")
 	}
 	switch args[0] {
 	case "serve":
@@ -64,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCerts(args[1:], stdout)
 	case "check":
 		return runCheck(args[1:], stdout)
+	case "proxy-status":
+		return runProxyStatus(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +40,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		holdOff     = fs.Duration("debounce", 20*time.Millisecond, "quiet time after a file change before rebuilding")
 		maxDelay    = fs.Duration("debounce-max", 100*time.Millisecond, "longest time from a file change to the rebuild")
 		metricsAddr = fs.String("metrics-address", "127.0.0.1:15014", "address of the Prometheus /metrics endpoint (empty: off)")
+		debugAddr   = fs.String("debug-address", "127.0.0.1:15015", "address of the debug endpoints /debug/syncz, /debug/config_dump, /debug/pprof/ (empty: off; keep it on loopback)")
 		level       = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +69,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if *metricsAddr != "" {
 		go serveMetrics(*metricsAddr, reg, log)
 	}
+	if *debugAddr != "" {
+		stopDebug, err := serveDebug(*debugAddr, cp.DebugHandler(), log)
+		if err != nil {
+			cp.Stop()
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer stopDebug()
+	}
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
@@ -91,6 +102,28 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) {
 	if err := srv.ListenAndServe(); err != nil {
 		log.Error("metrics server stopped", zap.Error(err))
 	}
+}
+
+// serveDebug serves the debug endpoints until the returned function is
+// called. It fails at once if the address is taken, so that proxy-status
+// never reads another instance's state.
+func serveDebug(addr string, h http.Handler, log *zap.Logger) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug address %s: %w (--debug-address \"\" turns the debug endpoints off)", addr, err)
+	}
+	if ap, err := netip.ParseAddrPort(lis.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+		log.Warn("debug endpoints are reachable beyond this machine: they show every proxy's configuration "+
+			"(private keys redacted) and serve pprof; prefer a loopback --debug-address", zap.String("address", addr))
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("serving debug endpoints", zap.String("address", lis.Addr().String()))
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("debug server stopped", zap.Error(err))
+		}
+	}()
+	return func() { _ = srv.Close() }, nil
 }
 
 // defaultCADir is where serve keeps its CA unless told otherwise.
