@@ -26,11 +26,14 @@ import (
 type validator interface{ ValidateAll() error }
 
 // Check returns every problem in a set of resources keyed by type URL, joined.
-func Check(byType map[string][]types.Resource) error {
+func Check(byType map[string][]types.Resource) error { return check(byType, nil) }
+
+// check is Check, validating each resource once per memo.
+func check(byType map[string][]types.Resource, memo *Memo) error {
 	var errs []error
 	names := map[string]map[string]bool{}
 	for _, t := range Types {
-		names[t] = map[string]bool{}
+		names[t] = make(map[string]bool, len(byType[t]))
 		for _, r := range byType[t] {
 			name := cachev3.GetResourceName(r)
 			// A resource filed under another type's URL would be sent as
@@ -45,7 +48,7 @@ func Check(byType map[string][]types.Resource) error {
 			names[t][name] = true
 			var invalid error
 			if v, ok := r.(validator); ok {
-				invalid = v.ValidateAll()
+				invalid = memo.validate(v)
 			}
 			switch {
 			case invalid != nil:
@@ -207,28 +210,34 @@ func (c *checker) routeConfig(rc *routev3.RouteConfiguration, where string) {
 			domains[d] = vh.GetName()
 		}
 		for _, r := range vh.GetRoutes() {
-			c.routeAction(r.GetRoute(), fmt.Sprintf("%s virtual host %q route %q", where, vh.GetName(), r.GetName()))
+			c.routeAction(r.GetRoute(), where, vh, r)
 		}
 	}
 }
 
-func (c *checker) routeAction(ra *routev3.RouteAction, where string) {
+// routeAction checks one route's clusters. The description of where the
+// route is is built only for a failure: this runs for every route of every
+// proxy.
+func (c *checker) routeAction(ra *routev3.RouteAction, rcWhere string, vh *routev3.VirtualHost, r *routev3.Route) {
 	if ra == nil {
 		return
 	}
+	where := func() string {
+		return fmt.Sprintf("%s virtual host %q route %q", rcWhere, vh.GetName(), r.GetName())
+	}
 	if cl := ra.GetCluster(); cl != "" && !c.names[resourcev3.ClusterType][cl] {
-		c.fail("%s: unknown cluster %q", where, cl)
+		c.fail("%s: unknown cluster %q", where(), cl)
 	}
 	if wc := ra.GetWeightedClusters(); wc != nil {
 		var sum uint64
 		for _, cw := range wc.GetClusters() {
 			sum += uint64(cw.GetWeight().GetValue())
 			if !c.names[resourcev3.ClusterType][cw.GetName()] {
-				c.fail("%s: unknown cluster %q", where, cw.GetName())
+				c.fail("%s: unknown cluster %q", where(), cw.GetName())
 			}
 		}
 		if sum == 0 {
-			c.fail("%s: weighted clusters sum to 0", where)
+			c.fail("%s: weighted clusters sum to 0", where())
 		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sort"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -55,12 +54,18 @@ var _ cachev3.ResourceSnapshot = (*Snapshot)(nil)
 // returns an error naming every problem found; such a snapshot must not be
 // published.
 func NewSnapshot(byType map[string][]types.Resource) (*Snapshot, error) {
-	if err := Check(byType); err != nil {
+	return NewSnapshotMemo(byType, nil)
+}
+
+// NewSnapshotMemo is NewSnapshot for resources shared with other proxies'
+// snapshots: each shared resource is validated and hashed once per memo.
+func NewSnapshotMemo(byType map[string][]types.Resource, memo *Memo) (*Snapshot, error) {
+	if err := check(byType, memo); err != nil {
 		return nil, err
 	}
 	s := &Snapshot{sets: make(map[string]*typeSet, len(Types))}
 	for _, t := range Types {
-		set, err := newTypeSet(byType[t])
+		set, err := newTypeSet(byType[t], memo)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", shortType(t), err)
 		}
@@ -70,14 +75,14 @@ func NewSnapshot(byType map[string][]types.Resource) (*Snapshot, error) {
 }
 
 // newTypeSet hashes each resource and the whole set.
-func newTypeSet(list []types.Resource) (*typeSet, error) {
+func newTypeSet(list []types.Resource, memo *Memo) (*typeSet, error) {
 	set := &typeSet{
 		resources: make(map[string]types.ResourceWithTTL, len(list)),
 		versions:  make(map[string]string, len(list)),
 	}
 	for _, r := range list {
 		name := cachev3.GetResourceName(r)
-		v, err := HashResource(r)
+		v, err := memo.version(r)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -88,22 +93,33 @@ func newTypeSet(list []types.Resource) (*typeSet, error) {
 	return set, nil
 }
 
-// setVersion is the version of a set of resources: a hash of every name
-// with its version, in name order.
+// setVersion is the version of a set of resources: a digest of every name
+// with its version. It does not depend on order, so it needs no sorting:
+// each (name, version) pair is hashed with FNV-1a, twice with different
+// framing, and the 64-bit hashes are summed into 128 bits. (It runs for
+// every type of every proxy on every change; the resource versions inside
+// are SHA-256.)
 func setVersion(versions map[string]string) string {
-	names := make([]string, 0, len(versions))
-	for n := range versions {
-		names = append(names, n)
+	var a, b uint64
+	for n, v := range versions {
+		a += fnv64(fnv64(fnv64(fnvOffset, n), "\x00"), v)
+		b += fnv64(fnv64(fnv64(fnvOffset, v), "\x01"), n)
 	}
-	sort.Strings(names)
-	h := sha256.New()
-	for _, n := range names {
-		h.Write([]byte(n))
-		h.Write([]byte{0})
-		h.Write([]byte(versions[n]))
-		h.Write([]byte{0})
+	return fmt.Sprintf("%016x%016x", a, b)
+}
+
+// FNV-1a, 64 bits, over strings without allocating.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnv64(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return h
 }
 
 // union is the resources of a and b together; b's win where both have a name.

@@ -14,7 +14,8 @@ import (
 	"github.com/minimesh/minimesh/cache"
 )
 
-var hexVersion = regexp.MustCompile(`^[0-9a-f]{16}$`)
+var hexVersion = regexp.MustCompile(`^[0-9a-f]{16}$`)    // a resource's version
+var hexSetVersion = regexp.MustCompile(`^[0-9a-f]{32}$`) // a type's version
 
 func newSnapshot(t *testing.T, rs resources) *cache.Snapshot {
 	t.Helper()
@@ -51,8 +52,8 @@ func TestVersionsAreHexAndCoverEveryType(t *testing.T) {
 		t.Errorf("Versions has types %v, want %v", got, want)
 	}
 	for _, typ := range cache.Types {
-		if v := s.GetVersion(typ); !hexVersion.MatchString(v) || v != vs[typ] {
-			t.Errorf("%s: GetVersion = %q, Versions = %q; want the same 16 hex digits", cache.ShortType(typ), v, vs[typ])
+		if v := s.GetVersion(typ); !hexSetVersion.MatchString(v) || v != vs[typ] {
+			t.Errorf("%s: GetVersion = %q, Versions = %q; want the same 32 hex digits", cache.ShortType(typ), v, vs[typ])
 		}
 		for name, v := range s.GetVersionMap(typ) {
 			if !hexVersion.MatchString(v) {
@@ -154,8 +155,8 @@ func TestVersionsFollowChanges(t *testing.T) {
 func TestEmptyTypeVersion(t *testing.T) {
 	a := newSnapshot(t, resources{resourcev3.ClusterType: {staticCluster("a", 80)}})
 	b := newSnapshot(t, resources{resourcev3.ClusterType: {staticCluster("b", 80)}})
-	if v := a.GetVersion(resourcev3.SecretType); !hexVersion.MatchString(v) || v != b.GetVersion(resourcev3.SecretType) {
-		t.Errorf("empty Secret type: versions %q and %q, want the same 16 hex digits", v, b.GetVersion(resourcev3.SecretType))
+	if v := a.GetVersion(resourcev3.SecretType); !hexSetVersion.MatchString(v) || v != b.GetVersion(resourcev3.SecretType) {
+		t.Errorf("empty Secret type: versions %q and %q, want the same 32 hex digits", v, b.GetVersion(resourcev3.SecretType))
 	}
 }
 

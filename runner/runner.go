@@ -37,6 +37,7 @@ type Runner struct {
 	mu      sync.Mutex
 	mesh    *mesh.Snapshot
 	index   translator.Index
+	memo    *cache.Memo // hashes and validations of what index shares
 	proxies map[string]*proxy
 	stats   Stats
 }
@@ -90,6 +91,7 @@ func New(c *cache.Cache, log *zap.Logger, o Options) *Runner {
 		r.translatorOptions.TrustDomain = o.CA.TrustDomain()
 	}
 	r.index = translator.NewIndex(empty, r.translatorOptions)
+	r.memo = cache.NewMemo()
 	return r
 }
 
@@ -100,6 +102,7 @@ func (r *Runner) Update(ctx context.Context, snap *mesh.Snapshot) {
 	defer r.mu.Unlock()
 	r.mesh = snap
 	r.index = translator.NewIndex(snap, r.translatorOptions)
+	r.memo = cache.NewMemo()
 	r.stats.Updates++
 	pushed := 0
 	for _, p := range r.proxies {
@@ -174,7 +177,7 @@ func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error
 	res, err := r.index.Translate(px)
 	if err == nil {
 		var snap *cache.Snapshot
-		snap, err = cache.NewSnapshot(res.ByType())
+		snap, err = cache.NewSnapshotMemo(res.ByType(), r.memo)
 		if err == nil {
 			var types []string
 			types, err = r.cache.Publish(ctx, px.ID, snap)

@@ -14,6 +14,7 @@ type index struct {
 	services    map[string]*mesh.Service         // by hostname
 	rules       map[string]*mesh.DestinationRule // by host
 	routes      map[string]*mesh.VirtualService  // by host
+	memo        memo                             // what proxies share, built once
 }
 
 // Index prepares a snapshot for translation. Translating many proxies from
@@ -28,6 +29,7 @@ func NewIndex(snap *mesh.Snapshot, opts Options) Index {
 	ix := &index{
 		snap:        snap,
 		trustDomain: opts.TrustDomain,
+		memo:        memo{clusters: map[memoClusterKey]builtCluster{}, httpRoutes: map[string]builtRoutes{}},
 		services:    map[string]*mesh.Service{},
 		rules:       map[string]*mesh.DestinationRule{},
 		routes:      map[string]*mesh.VirtualService{},

@@ -51,9 +51,17 @@ func (r *Resources) ByType() map[string][]types.Resource {
 
 // sortByName puts every list in name order so that output is deterministic.
 func (r *Resources) sortByName() {
-	sort.Slice(r.Clusters, func(i, j int) bool { return r.Clusters[i].GetName() < r.Clusters[j].GetName() })
-	sort.Slice(r.Endpoints, func(i, j int) bool { return r.Endpoints[i].GetClusterName() < r.Endpoints[j].GetClusterName() })
-	sort.Slice(r.Listeners, func(i, j int) bool { return r.Listeners[i].GetName() < r.Listeners[j].GetName() })
-	sort.Slice(r.Routes, func(i, j int) bool { return r.Routes[i].GetName() < r.Routes[j].GetName() })
-	sort.Slice(r.Secrets, func(i, j int) bool { return r.Secrets[i].GetName() < r.Secrets[j].GetName() })
+	sortSlice(r.Clusters, func(i, j int) bool { return r.Clusters[i].GetName() < r.Clusters[j].GetName() })
+	sortSlice(r.Endpoints, func(i, j int) bool { return r.Endpoints[i].GetClusterName() < r.Endpoints[j].GetClusterName() })
+	sortSlice(r.Listeners, func(i, j int) bool { return r.Listeners[i].GetName() < r.Listeners[j].GetName() })
+	sortSlice(r.Routes, func(i, j int) bool { return r.Routes[i].GetName() < r.Routes[j].GetName() })
+	sortSlice(r.Secrets, func(i, j int) bool { return r.Secrets[i].GetName() < r.Secrets[j].GetName() })
+}
+
+// sortSlice sorts unless the slice is sorted already (the shared part of a
+// sidecar's clusters always is: checking is much cheaper than sorting).
+func sortSlice(x any, less func(i, j int) bool) {
+	if !sort.SliceIsSorted(x, less) {
+		sort.Slice(x, less)
+	}
 }

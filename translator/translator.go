@@ -50,24 +50,29 @@ func (ix *index) translateEnvoy(p Proxy) (*Resources, []error) {
 	res := &Resources{}
 	var errs []error
 
-	used := map[clusterRef]bool{}
-	rc, err := ix.httpProxyRouteConfig(p, used)
+	rc, err := ix.sharedHTTPProxyRouteConfig(p)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	res.Routes = append(res.Routes, rc)
-	l, err := outboundHTTPProxyListener()
+	l, err := ix.sharedHTTPProxyListener()
 	if err != nil {
 		errs = append(errs, err)
 	} else {
 		res.Listeners = append(res.Listeners, l)
 	}
 
+	// Inbound first: "inbound|..." sorts before "outbound|...", so with the
+	// shared, sorted outbound list after it the result needs no sorting.
+	errs = append(errs, ix.addInbound(res, p)...)
+
 	// A sidecar's cluster subscription is a wildcard: it gets every cluster
 	// of the mesh, not only the ones its routes use today, so that adding a
 	// route never waits for a new cluster to warm.
-	errs = append(errs, ix.addClusters(res, ix.allClusterRefs(), FlavorEnvoy)...)
-	errs = append(errs, ix.addInbound(res, p)...)
+	out := ix.sharedEnvoyOutbound()
+	res.Clusters = append(res.Clusters, out.clusters...)
+	res.Endpoints = append(res.Endpoints, out.endpoints...)
+	errs = append(errs, out.errs...)
 	res.Secrets = secrets(p)
 	return res, errs
 }
@@ -86,7 +91,7 @@ func secrets(p Proxy) []*tlsv3.Secret {
 func (ix *index) addClusters(res *Resources, refs []clusterRef, flavor Flavor) []error {
 	var errs []error
 	for _, ref := range refs {
-		c, cla, err := ix.outboundCluster(ref, flavor)
+		c, cla, err := ix.cluster(ref, flavor)
 		if err != nil {
 			errs = append(errs, err)
 			continue

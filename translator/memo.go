@@ -1,0 +1,115 @@
+package translator
+
+// Most of what proxies get is the same for many of them: every Envoy
+// sidecar gets the same outbound clusters and endpoints, and every sidecar
+// of a namespace the same route configuration. The index builds each once
+// per mesh snapshot and hands the same (immutable) messages to every proxy,
+// so a change costs one translation, not one per proxy, and the cache can
+// hash each shared message once.
+//
+// Shared messages must never be modified after they are built.
+
+import (
+	"sync"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+)
+
+// memo holds what an index has built, for reuse by the next proxy.
+type memo struct {
+	mu         sync.Mutex
+	clusters   map[memoClusterKey]builtCluster
+	httpRoutes map[string]builtRoutes // Envoy route configuration "15001", by proxy namespace
+	listener   *listenerv3.Listener   // Envoy's outbound HTTP proxy listener
+	outbound   *outboundSet           // every sidecar's outbound clusters
+}
+
+// outboundSet is every outbound cluster of the mesh, for Envoy, sorted.
+type outboundSet struct {
+	clusters  []*clusterv3.Cluster
+	endpoints []*endpointv3.ClusterLoadAssignment
+	errs      []error
+}
+
+type memoClusterKey struct {
+	ref    clusterRef
+	flavor Flavor
+}
+
+type builtCluster struct {
+	cluster *clusterv3.Cluster
+	cla     *endpointv3.ClusterLoadAssignment
+	err     error
+}
+
+type builtRoutes struct {
+	rc  *routev3.RouteConfiguration
+	err error
+}
+
+// cluster returns the outbound cluster for ref, building it the first time.
+func (ix *index) cluster(ref clusterRef, flavor Flavor) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment, error) {
+	key := memoClusterKey{ref, flavor}
+	ix.memo.mu.Lock()
+	b, ok := ix.memo.clusters[key]
+	ix.memo.mu.Unlock()
+	if !ok {
+		b.cluster, b.cla, b.err = ix.outboundCluster(ref, flavor)
+		ix.memo.mu.Lock()
+		ix.memo.clusters[key] = b
+		ix.memo.mu.Unlock()
+	}
+	return b.cluster, b.cla, b.err
+}
+
+// sharedHTTPProxyRouteConfig returns the route configuration "15001" for
+// Envoy sidecars in namespace ns (short names depend on the namespace).
+func (ix *index) sharedHTTPProxyRouteConfig(p Proxy) (*routev3.RouteConfiguration, error) {
+	ix.memo.mu.Lock()
+	b, ok := ix.memo.httpRoutes[p.Namespace]
+	ix.memo.mu.Unlock()
+	if !ok {
+		b.rc, b.err = ix.httpProxyRouteConfig(p, map[clusterRef]bool{})
+		ix.memo.mu.Lock()
+		ix.memo.httpRoutes[p.Namespace] = b
+		ix.memo.mu.Unlock()
+	}
+	return b.rc, b.err
+}
+
+// sharedHTTPProxyListener returns Envoy's outbound listener on 15001.
+func (ix *index) sharedHTTPProxyListener() (*listenerv3.Listener, error) {
+	ix.memo.mu.Lock()
+	defer ix.memo.mu.Unlock()
+	if ix.memo.listener == nil {
+		l, err := outboundHTTPProxyListener()
+		if err != nil {
+			return nil, err
+		}
+		ix.memo.listener = l
+	}
+	return ix.memo.listener, nil
+}
+
+// sharedEnvoyOutbound returns every outbound cluster and its endpoints for
+// Envoy sidecars, sorted by name, built once. Callers must not modify the
+// slices.
+func (ix *index) sharedEnvoyOutbound() *outboundSet {
+	ix.memo.mu.Lock()
+	out := ix.memo.outbound
+	ix.memo.mu.Unlock()
+	if out != nil {
+		return out
+	}
+	res := &Resources{}
+	errs := ix.addClusters(res, ix.allClusterRefs(), FlavorEnvoy)
+	res.sortByName()
+	out = &outboundSet{clusters: res.Clusters, endpoints: res.Endpoints, errs: errs}
+	ix.memo.mu.Lock()
+	ix.memo.outbound = out
+	ix.memo.mu.Unlock()
+	return out
+}
