@@ -1,8 +1,8 @@
 // Package envoysim is a simulated Envoy xDS client: it opens one ADS
 // stream (state of the world or delta), subscribes the way Envoy does
-// (clusters and listeners as wildcards, then the endpoints and route
-// configurations they name), validates every resource it receives with
-// Envoy's own rules, and ACKs or NACKs like Envoy.
+// (clusters and listeners as wildcards, then the endpoints, route
+// configurations and SDS secrets they name), validates every resource it
+// receives with Envoy's own rules, and ACKs or NACKs like Envoy.
 //
 // It stands in for Envoy, which cannot run here, in end-to-end tests and
 // load tests. It checks what Envoy would reject on arrival; it does not
@@ -11,15 +11,12 @@ package envoysim
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sort"
 	"sync"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
@@ -34,16 +31,33 @@ type Config struct {
 	Delta  bool // delta xDS instead of state of the world
 	// Metadata is the node metadata (for example NAMESPACE).
 	Metadata map[string]string
+	// Decoder, if set, is shared with other simulated Envoys: each distinct
+	// resource content is decoded and validated once (see Decoder).
+	Decoder *Decoder
+	// OnUpdate, if set, is called with every response once it has been
+	// ACKed or NACKed, from the stream's goroutine, with no lock held (it
+	// may call the Envoy's methods). Updates() is then not buffered.
+	OnUpdate func(Update)
 }
 
 // Update is one response the simulated Envoy received.
 type Update struct {
 	TypeURL string
 	Version string   // SotW version_info, or delta system_version_info
-	Names   []string // resources added or updated
+	Names   []string // resources added or updated, in response order
 	Removed []string // delta only
 	NACK    string   // non-empty if the response was rejected
+	Bytes   int      // size of the DiscoveryResponse (proto.Size)
 	At      time.Time
+	// Acked is when the ACK (or NACK) of this response was sent.
+	Acked time.Time
+}
+
+// Stats counts what one simulated Envoy received.
+type Stats struct {
+	Responses int
+	NACKs     int
+	Bytes     int64 // sum of the responses' sizes
 }
 
 // Envoy is one simulated Envoy.
@@ -52,12 +66,13 @@ type Envoy struct {
 	node *corev3.Node
 
 	mu        sync.Mutex
-	resources map[string]map[string]proto.Message // type -> name -> resource
-	versions  map[string]map[string]string        // type -> name -> version (delta)
-	typeVer   map[string]string                   // type -> last accepted version (SotW)
-	subs      map[string][]string                 // EDS/RDS names subscribed
+	resources map[string]map[string]*resource // type -> name -> resource
+	versions  map[string]map[string]string    // type -> name -> version (delta)
+	typeVer   map[string]string               // type -> last accepted version (SotW)
+	subs      map[string][]string             // EDS/RDS/SDS names subscribed
 	updates   chan Update
 	problems  []string
+	stats     Stats
 }
 
 // New returns a simulated Envoy; call Run to connect it.
@@ -66,19 +81,33 @@ func New(cfg Config) *Envoy {
 	if len(cfg.Metadata) > 0 {
 		node.Metadata = structOf(cfg.Metadata)
 	}
+	buffer := 1024
+	if cfg.OnUpdate != nil {
+		buffer = 0
+	}
 	return &Envoy{
 		cfg: cfg, node: node,
-		resources: map[string]map[string]proto.Message{},
+		resources: map[string]map[string]*resource{},
 		versions:  map[string]map[string]string{},
 		typeVer:   map[string]string{},
 		subs:      map[string][]string{},
-		updates:   make(chan Update, 1024),
+		updates:   make(chan Update, buffer),
 	}
 }
+
+// NodeID is the Envoy's node ID.
+func (e *Envoy) NodeID() string { return e.cfg.NodeID }
 
 // Updates delivers every response received, in order. Reading it is
 // optional: updates are dropped when nobody reads.
 func (e *Envoy) Updates() <-chan Update { return e.updates }
+
+// Stats returns what the Envoy received so far.
+func (e *Envoy) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
 
 // Run opens the ADS stream on conn and serves it until ctx ends or the
 // stream fails.
@@ -122,12 +151,14 @@ func (e *Envoy) runSotW(stream discoveryv3.AggregatedDiscoveryService_StreamAggr
 		if err != nil {
 			return err
 		}
+		at := time.Now()
 		t := resp.GetTypeUrl()
 		nonces[t] = resp.GetNonce()
-		res, nack := e.decode(resp.GetResources())
-		u := Update{TypeURL: t, Version: resp.GetVersionInfo(), Names: sortedNames(res), NACK: nack, At: time.Now()}
+		res, names, nack := e.decode(resp.GetResources())
+		u := Update{TypeURL: t, Version: resp.GetVersionInfo(), Names: names, NACK: nack, Bytes: proto.Size(resp), At: at}
 		version := resp.GetVersionInfo()
 		e.mu.Lock()
+		e.count(u)
 		if nack == "" {
 			e.replace(t, res)
 			e.typeVer[t] = version
@@ -149,6 +180,7 @@ func (e *Envoy) runSotW(stream discoveryv3.AggregatedDiscoveryService_StreamAggr
 		if err := send(t, version, resp.GetNonce(), e.subscribed(t), nack); err != nil {
 			return err
 		}
+		u.Acked = time.Now()
 		e.deliver(u)
 	}
 }
@@ -172,19 +204,21 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 		if err != nil {
 			return err
 		}
+		at := time.Now()
 		t := resp.GetTypeUrl()
 		anys := make([]*anypb.Any, 0, len(resp.GetResources()))
 		for _, r := range resp.GetResources() {
 			anys = append(anys, r.GetResource())
 		}
-		res, nack := e.decode(anys)
-		u := Update{TypeURL: t, Version: resp.GetSystemVersionInfo(), Names: sortedNames(res),
-			Removed: resp.GetRemovedResources(), NACK: nack, At: time.Now()}
+		res, names, nack := e.decode(anys)
+		u := Update{TypeURL: t, Version: resp.GetSystemVersionInfo(), Names: names,
+			Removed: resp.GetRemovedResources(), NACK: nack, Bytes: proto.Size(resp), At: at}
 		e.mu.Lock()
+		e.count(u)
 		var follow []subscription
 		if nack == "" {
 			if e.resources[t] == nil {
-				e.resources[t] = map[string]proto.Message{}
+				e.resources[t] = map[string]*resource{}
 				e.versions[t] = map[string]string{}
 			}
 			for _, r := range resp.GetResources() {
@@ -222,7 +256,17 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 		if err := send(ack); err != nil {
 			return err
 		}
+		u.Acked = time.Now()
 		e.deliver(u)
+	}
+}
+
+// count adds a response to the stats. Must hold e.mu.
+func (e *Envoy) count(u Update) {
+	e.stats.Responses++
+	e.stats.Bytes += int64(u.Bytes)
+	if u.NACK != "" {
+		e.stats.NACKs++ // the reason is in problems already
 	}
 }
 
@@ -233,36 +277,51 @@ type subscription struct {
 	unsubscribe []string
 }
 
-// followReferences recomputes the EDS names (from EDS clusters) or RDS
-// names (from listeners) after clusters or listeners changed, and returns
-// the subscriptions that changed. Must hold e.mu.
+// followReferences recomputes the EDS names (from EDS clusters), RDS names
+// (from listeners) and SDS names (from the TLS contexts of both) after
+// clusters or listeners changed, and returns the subscriptions that
+// changed. Must hold e.mu.
 func (e *Envoy) followReferences(typeURL string) []subscription {
-	var target string
-	var names []string
+	var out []subscription
+	set := func(target string, names []string) {
+		sort.Strings(names)
+		names = slices.Compact(names)
+		if slices.Equal(names, e.subs[target]) {
+			return
+		}
+		e.subs[target] = names
+		out = append(out, subscription{typeURL: target, names: names})
+	}
 	switch typeURL {
 	case resourcev3.ClusterType:
-		target = resourcev3.EndpointType
-		for _, m := range e.resources[typeURL] {
-			c := m.(*clusterv3.Cluster)
-			if c.GetType() == clusterv3.Cluster_EDS {
-				names = append(names, edsName(c))
+		var names []string
+		for _, r := range e.resources[typeURL] {
+			if r.eds != "" {
+				names = append(names, r.eds)
 			}
 		}
+		set(resourcev3.EndpointType, names)
 	case resourcev3.ListenerType:
-		target = resourcev3.RouteType
-		for _, m := range e.resources[typeURL] {
-			names = append(names, rdsNames(m.(*listenerv3.Listener))...)
+		var names []string
+		for _, r := range e.resources[typeURL] {
+			names = append(names, r.rds...)
 		}
+		set(resourcev3.RouteType, names)
 	default:
 		return nil
 	}
-	sort.Strings(names)
-	names = slices.Compact(names)
-	if slices.Equal(names, e.subs[target]) {
-		return nil
+	// Envoy asks for secrets when a cluster or listener using them is
+	// created, after the endpoints or route configurations.
+	var secrets []string
+	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
+		for _, r := range e.resources[t] {
+			secrets = append(secrets, r.sds...)
+		}
 	}
-	e.subs[target] = names
-	return []subscription{{typeURL: target, names: names}}
+	if len(secrets) > 0 || len(e.subs[resourcev3.SecretType]) > 0 {
+		set(resourcev3.SecretType, secrets)
+	}
+	return out
 }
 
 func (e *Envoy) subscribed(typeURL string) []string {
@@ -271,13 +330,17 @@ func (e *Envoy) subscribed(typeURL string) []string {
 	return e.subs[typeURL]
 }
 
-// replace installs a full SotW set. For EDS and RDS, SotW responses carry
-// only the requested resources, and a missing one is simply not sent yet.
-func (e *Envoy) replace(typeURL string, res map[string]proto.Message) {
+// replace installs a full SotW set. For EDS, RDS and SDS, SotW responses
+// carry only the requested resources, and a missing one is simply not sent
+// yet.
+func (e *Envoy) replace(typeURL string, res map[string]*resource) {
 	e.resources[typeURL] = res
 }
 
 func (e *Envoy) deliver(u Update) {
+	if e.cfg.OnUpdate != nil {
+		e.cfg.OnUpdate(u)
+	}
 	select {
 	case e.updates <- u:
 	default:
@@ -286,26 +349,24 @@ func (e *Envoy) deliver(u Update) {
 
 // decode unpacks and validates resources; the NACK text is set if any is
 // invalid (the whole response is then rejected, as Envoy does).
-func (e *Envoy) decode(anys []*anypb.Any) (map[string]proto.Message, string) {
-	out := map[string]proto.Message{}
+func (e *Envoy) decode(anys []*anypb.Any) (map[string]*resource, []string, string) {
+	out := make(map[string]*resource, len(anys))
+	names := make([]string, 0, len(anys))
 	for _, a := range anys {
-		m, err := a.UnmarshalNew()
-		if err != nil {
-			return nil, err.Error()
+		r := e.cfg.Decoder.decode(a)
+		if r.err != "" {
+			e.problem(r.err)
+			return nil, nil, r.err
 		}
-		if v, ok := m.(interface{ ValidateAll() error }); ok {
-			if err := v.ValidateAll(); err != nil {
-				e.problem(fmt.Sprintf("%s: %v", a.GetTypeUrl(), err))
-				return nil, err.Error()
-			}
+		if _, dup := out[r.name]; dup {
+			msg := "duplicate resource name " + r.name
+			e.problem(msg)
+			return nil, nil, msg
 		}
-		name := nameOf(m)
-		if _, dup := out[name]; dup {
-			return nil, "duplicate resource name " + name
-		}
-		out[name] = m
+		out[r.name] = r
+		names = append(names, r.name)
 	}
-	return out, ""
+	return out, names, ""
 }
 
 func (e *Envoy) problem(p string) {

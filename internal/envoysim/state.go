@@ -4,21 +4,20 @@ import (
 	"fmt"
 	"sort"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Resource returns one received resource, or nil.
+// Resource returns one received resource, or nil. It must not be modified
+// (with a shared Decoder, other Envoys hold the same message).
 func (e *Envoy) Resource(typeURL, name string) proto.Message {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.resources[typeURL][name]
+	if r := e.resources[typeURL][name]; r != nil {
+		return r.msg
+	}
+	return nil
 }
 
 // Names lists the received resources of one type.
@@ -34,101 +33,78 @@ func (e *Envoy) Names(typeURL string) []string {
 }
 
 // Complete reports whether the Envoy holds a complete, consistent config:
-// clusters and listeners received, the endpoints of every EDS cluster and
-// every route configuration a listener names, and every cluster a route
-// sends to. It returns what is missing otherwise.
+// clusters and listeners received, the endpoints of every EDS cluster,
+// every route configuration a listener names, every cluster a route sends
+// to, and every SDS secret a cluster or listener uses. It returns what is
+// missing otherwise.
 func (e *Envoy) Complete() (bool, []string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var missing []string
-	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
-		if e.resources[t] == nil {
-			missing = append(missing, "no "+t+" received")
-		}
-	}
-	for _, m := range e.resources[resourcev3.ClusterType] {
-		c := m.(*clusterv3.Cluster)
-		if c.GetType() == clusterv3.Cluster_EDS && e.resources[resourcev3.EndpointType][edsName(c)] == nil {
-			missing = append(missing, "endpoints of "+c.GetName())
-		}
-	}
-	for _, m := range e.resources[resourcev3.ListenerType] {
-		l := m.(*listenerv3.Listener)
-		for _, rc := range rdsNames(l) {
-			if e.resources[resourcev3.RouteType][rc] == nil {
-				missing = append(missing, "route configuration "+rc+" of listener "+l.GetName())
-			}
-		}
-	}
-	for _, m := range e.resources[resourcev3.RouteType] {
-		for _, cl := range routeClusters(m.(*routev3.RouteConfiguration)) {
-			if e.resources[resourcev3.ClusterType][cl] == nil {
-				missing = append(missing, fmt.Sprintf("cluster %s of route configuration %s", cl, nameOf(m)))
-			}
-		}
-	}
+	missing := e.missing(-1)
 	sort.Strings(missing)
 	return len(missing) == 0, missing
 }
 
-func edsName(c *clusterv3.Cluster) string {
-	if n := c.GetEdsClusterConfig().GetServiceName(); n != "" {
-		return n
-	}
-	return c.GetName()
+// IsComplete is Complete without the list: it stops at the first missing
+// name, and is cheap enough to call after every response.
+func (e *Envoy) IsComplete() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.missing(1)) == 0
 }
 
-// rdsNames lists the route configurations a listener fetches over RDS.
-func rdsNames(l *listenerv3.Listener) []string {
-	var out []string
-	for _, fc := range l.GetFilterChains() {
-		for _, f := range fc.GetFilters() {
-			hcm := &hcmv3.HttpConnectionManager{}
-			if f.GetTypedConfig().UnmarshalTo(hcm) == nil && hcm.GetRds() != nil {
-				out = append(out, hcm.GetRds().GetRouteConfigName())
+// missing lists up to limit (all if negative) missing names. Must hold
+// e.mu.
+func (e *Envoy) missing(limit int) []string {
+	var missing []string
+	add := func(format string, args ...any) bool {
+		missing = append(missing, fmt.Sprintf(format, args...))
+		return limit >= 0 && len(missing) >= limit
+	}
+	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
+		if e.resources[t] == nil && add("no %s received", t) {
+			return missing
+		}
+	}
+	clusters := e.resources[resourcev3.ClusterType]
+	secrets := e.resources[resourcev3.SecretType]
+	endpoints := e.resources[resourcev3.EndpointType]
+	routes := e.resources[resourcev3.RouteType]
+	for _, c := range clusters {
+		if c.eds != "" && endpoints[c.eds] == nil && add("endpoints of %s", c.name) {
+			return missing
+		}
+		for _, s := range c.sds {
+			if secrets[s] == nil && add("secret %s of cluster %s", s, c.name) {
+				return missing
 			}
 		}
 	}
-	return out
-}
-
-// routeClusters lists the clusters a route configuration sends to.
-func routeClusters(rc *routev3.RouteConfiguration) []string {
-	var out []string
-	for _, vh := range rc.GetVirtualHosts() {
-		for _, r := range vh.GetRoutes() {
-			if c := r.GetRoute().GetCluster(); c != "" {
-				out = append(out, c)
+	for _, l := range e.resources[resourcev3.ListenerType] {
+		for _, rc := range l.rds {
+			if routes[rc] == nil && add("route configuration %s of listener %s", rc, l.name) {
+				return missing
 			}
-			for _, w := range r.GetRoute().GetWeightedClusters().GetClusters() {
-				out = append(out, w.GetName())
+		}
+		for _, cl := range l.clusters {
+			if clusters[cl] == nil && add("cluster %s of listener %s", cl, l.name) {
+				return missing
+			}
+		}
+		for _, s := range l.sds {
+			if secrets[s] == nil && add("secret %s of listener %s", s, l.name) {
+				return missing
 			}
 		}
 	}
-	return out
-}
-
-func nameOf(m proto.Message) string {
-	switch r := m.(type) {
-	case *clusterv3.Cluster:
-		return r.GetName()
-	case *endpointv3.ClusterLoadAssignment:
-		return r.GetClusterName()
-	case *listenerv3.Listener:
-		return r.GetName()
-	case *routev3.RouteConfiguration:
-		return r.GetName()
+	for _, rc := range routes {
+		for _, cl := range rc.clusters {
+			if clusters[cl] == nil && add("cluster %s of route configuration %s", cl, rc.name) {
+				return missing
+			}
+		}
 	}
-	return fmt.Sprintf("%T", m)
-}
-
-func sortedNames(m map[string]proto.Message) []string {
-	out := make([]string, 0, len(m))
-	for n := range m {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return missing
 }
 
 // minus returns the names in a that are not in b.

@@ -1,6 +1,10 @@
 // Package synth generates synthetic meshes as Istio YAML, for benchmarks
 // and load tests: S services, each with two versions (one WorkloadEntry
 // each), a DestinationRule with subsets v1/v2 and a 90/10 VirtualService.
+//
+// Generate returns the objects one by one, so that a load test can keep
+// the ones it edits in files of their own; the helpers (VirtualService,
+// WorkloadEntry, PeerAuthentication) write the edits.
 package synth
 
 import (
@@ -11,10 +15,104 @@ import (
 // YAML returns a mesh of n services in namespace ns as one multi-document
 // YAML file. Workload addresses are 10.x.y.z, unique per workload.
 func YAML(n int, ns string) []byte {
+	return Join(Generate(Options{Services: n, Namespace: ns}))
+}
+
+// Options describe a synthetic mesh.
+type Options struct {
+	Services  int
+	Namespace string // "default" if empty
+	// Workloads is the total number of WorkloadEntries: two per service
+	// (v1 and v2) if 0 or less than that. Those beyond two per service are
+	// spread over the services in turn, alternating v1 and v2, and named
+	// svc-XXXX-vN-K.
+	Workloads int
+}
+
+func (o Options) namespace() string {
+	if o.Namespace == "" {
+		return "default"
+	}
+	return o.Namespace
+}
+
+// Object is one generated Istio object.
+type Object struct {
+	Kind, Name, Namespace string
+	YAML                  []byte // one YAML document, ending with "---\n"
+}
+
+// Workload is one generated WorkloadEntry: the node ID of its sidecar is
+// Name.Namespace.
+type Workload struct {
+	Name, Namespace string
+	Service         string // the service it belongs to (label app)
+	Version         string // v1 or v2 (label version)
+	Address         string
+}
+
+// NodeID is the node ID of the workload's sidecar.
+func (w Workload) NodeID() string { return w.Name + "." + w.Namespace }
+
+// ServiceName names the i-th service: svc-0000, svc-0001, ...
+func ServiceName(i int) string { return fmt.Sprintf("svc-%04d", i) }
+
+// Address is the address of the idx-th workload (idx from 1): 10.x.y.z.
+func Address(idx int) string {
+	return fmt.Sprintf("10.%d.%d.%d", (idx>>16)&255, (idx>>8)&255, idx&255)
+}
+
+// Workloads lists the mesh's workloads: svc-0000-v1, svc-0000-v2,
+// svc-0001-v1, ..., then the extra ones.
+func Workloads(o Options) []Workload {
+	ns := o.namespace()
+	var out []Workload
+	for i := 0; i < o.Services; i++ {
+		for v := 1; v <= 2; v++ {
+			name := ServiceName(i)
+			out = append(out, Workload{Name: fmt.Sprintf("%s-v%d", name, v), Namespace: ns, Service: name,
+				Version: fmt.Sprintf("v%d", v), Address: Address(2*i + v)})
+		}
+	}
+	for k := 0; o.Services > 0 && len(out) < o.Workloads; k++ {
+		svc := k % o.Services
+		v := 1 + (k/o.Services)%2
+		name := ServiceName(svc)
+		out = append(out, Workload{Name: fmt.Sprintf("%s-v%d-%d", name, v, k), Namespace: ns, Service: name,
+			Version: fmt.Sprintf("v%d", v), Address: Address(len(out) + 1)})
+	}
+	return out
+}
+
+// Generate returns the mesh's objects: per service a ServiceEntry, its two
+// WorkloadEntries, a DestinationRule and a VirtualService; then the extra
+// WorkloadEntries.
+func Generate(o Options) []Object {
+	ns := o.namespace()
+	workloads := Workloads(o)
+	var out []Object
+	for i := 0; i < o.Services; i++ {
+		name := ServiceName(i)
+		out = append(out, serviceEntry(name, ns), WorkloadEntry(workloads[2*i]), WorkloadEntry(workloads[2*i+1]),
+			destinationRule(name, ns), VirtualService(name, ns, 90, 10))
+	}
+	for _, w := range workloads[min(len(workloads), 2*o.Services):] {
+		out = append(out, WorkloadEntry(w))
+	}
+	return out
+}
+
+// Join concatenates objects into one multi-document YAML file.
+func Join(objs []Object) []byte {
 	var b bytes.Buffer
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("svc-%04d", i)
-		fmt.Fprintf(&b, `apiVersion: networking.istio.io/v1
+	for _, o := range objs {
+		b.Write(o.YAML)
+	}
+	return b.Bytes()
+}
+
+func serviceEntry(name, ns string) Object {
+	return Object{Kind: "ServiceEntry", Name: name, Namespace: ns, YAML: fmt.Appendf(nil, `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: %[1]s, namespace: %[2]s}
 spec:
@@ -24,20 +122,25 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP, targetPort: 8080}]
   workloadSelector: {labels: {app: %[1]s}}
 ---
-`, name, ns)
-		for v := 1; v <= 2; v++ {
-			idx := 2*i + v
-			fmt.Fprintf(&b, `apiVersion: networking.istio.io/v1
+`, name, ns)}
+}
+
+// WorkloadEntry writes a workload of the mesh (or a new one: an endpoint
+// added to its service's subset).
+func WorkloadEntry(w Workload) Object {
+	return Object{Kind: "WorkloadEntry", Name: w.Name, Namespace: w.Namespace, YAML: fmt.Appendf(nil, `apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
-metadata: {name: %[1]s-v%[3]d, namespace: %[2]s}
+metadata: {name: %[1]s, namespace: %[2]s}
 spec:
-  address: 10.%[4]d.%[5]d.%[6]d
-  labels: {app: %[1]s, version: v%[3]d}
-  serviceAccount: %[1]s
+  address: %[3]s
+  labels: {app: %[4]s, version: %[5]s}
+  serviceAccount: %[4]s
 ---
-`, name, ns, v, (idx>>16)&255, (idx>>8)&255, idx&255)
-		}
-		fmt.Fprintf(&b, `apiVersion: networking.istio.io/v1
+`, w.Name, w.Namespace, w.Address, w.Service, w.Version)}
+}
+
+func destinationRule(name, ns string) Object {
+	return Object{Kind: "DestinationRule", Name: name, Namespace: ns, YAML: fmt.Appendf(nil, `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: %[1]s, namespace: %[2]s}
 spec:
@@ -46,17 +149,34 @@ spec:
   - {name: v1, labels: {version: v1}}
   - {name: v2, labels: {version: v2}}
 ---
-apiVersion: networking.istio.io/v1
+`, name, ns)}
+}
+
+// VirtualService writes the VirtualService of a service: w1 percent to
+// subset v1 and w2 to v2.
+func VirtualService(service, ns string, w1, w2 int) Object {
+	return Object{Kind: "VirtualService", Name: service, Namespace: ns, YAML: fmt.Appendf(nil, `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: %[1]s, namespace: %[2]s}
 spec:
   hosts: [%[1]s]
   http:
   - route:
-    - {destination: {host: %[1]s, subset: v1}, weight: 90}
-    - {destination: {host: %[1]s, subset: v2}, weight: 10}
+    - {destination: {host: %[1]s, subset: v1}, weight: %[3]d}
+    - {destination: {host: %[1]s, subset: v2}, weight: %[4]d}
 ---
-`, name, ns)
-	}
-	return b.Bytes()
+`, service, ns, w1, w2)}
+}
+
+// PeerAuthentication writes a PeerAuthentication without selector: for
+// the whole namespace ns, or the whole mesh if ns is the root namespace
+// (istio-system). mode is STRICT, PERMISSIVE or DISABLE.
+func PeerAuthentication(name, ns, mode string) Object {
+	return Object{Kind: "PeerAuthentication", Name: name, Namespace: ns, YAML: fmt.Appendf(nil, `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: %[1]s, namespace: %[2]s}
+spec:
+  mtls: {mode: %[3]s}
+---
+`, name, ns, mode)}
 }

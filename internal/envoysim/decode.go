@@ -1,0 +1,219 @@
+package envoysim
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Decoder unpacks and validates resources. A Decoder shared by many
+// simulated Envoys decodes and validates each distinct resource content
+// once: the same bytes always decode to the same message and get the same
+// verdict, so the result (immutable from then on) is shared. This keeps a
+// load test's own CPU and memory small next to the control plane it
+// measures. The cache only grows; use one Decoder per test run.
+type Decoder struct {
+	mu     sync.RWMutex
+	byType map[string]map[string]*resource // type URL -> serialized bytes -> decoded
+	hits   atomic.Int64
+	misses atomic.Int64
+}
+
+// NewDecoder returns an empty shared decoder.
+func NewDecoder() *Decoder {
+	return &Decoder{byType: map[string]map[string]*resource{}}
+}
+
+// DecoderStats says how much work sharing saved.
+type DecoderStats struct {
+	Decoded int64 // distinct contents unmarshaled and validated
+	Reused  int64 // resources received whose content had been seen before
+}
+
+// Stats returns the decoder's counters.
+func (d *Decoder) Stats() DecoderStats {
+	return DecoderStats{Decoded: d.misses.Load(), Reused: d.hits.Load()}
+}
+
+// decode unpacks and validates one resource, from the cache if d is not nil.
+func (d *Decoder) decode(a *anypb.Any) *resource {
+	if d == nil {
+		return decodeOne(a)
+	}
+	t, v := a.GetTypeUrl(), a.GetValue()
+	d.mu.RLock()
+	r := d.byType[t][string(v)]
+	d.mu.RUnlock()
+	if r != nil {
+		d.hits.Add(1)
+		return r
+	}
+	r = decodeOne(a)
+	d.misses.Add(1)
+	d.mu.Lock()
+	m := d.byType[t]
+	if m == nil {
+		m = map[string]*resource{}
+		d.byType[t] = m
+	}
+	if prev := m[string(v)]; prev != nil {
+		r = prev // decoded concurrently by another Envoy
+	} else {
+		m[string(v)] = r
+	}
+	d.mu.Unlock()
+	return r
+}
+
+// resource is one decoded, validated resource and the names it refers to
+// (computed once, when it is decoded).
+type resource struct {
+	msg  proto.Message
+	name string
+	err  string // why Envoy would reject it; "" if valid
+
+	eds      string   // EDS cluster: the endpoints it fetches
+	rds      []string // listener: the route configurations it fetches
+	sds      []string // cluster or listener: the SDS secrets its TLS contexts fetch
+	clusters []string // route configuration, or listener's inline routes: the clusters they send to
+}
+
+func decodeOne(a *anypb.Any) *resource {
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		return &resource{err: fmt.Sprintf("%s: %v", a.GetTypeUrl(), err)}
+	}
+	r := &resource{msg: m, name: nameOf(m)}
+	if v, ok := m.(interface{ ValidateAll() error }); ok {
+		if err := v.ValidateAll(); err != nil {
+			r.err = fmt.Sprintf("%s %s: %v", a.GetTypeUrl(), r.name, err)
+			return r
+		}
+	}
+	switch m := m.(type) {
+	case *clusterv3.Cluster:
+		if m.GetType() == clusterv3.Cluster_EDS {
+			r.eds = edsName(m)
+		}
+		r.sds = transportSocketSecrets(m.GetTransportSocket(), false)
+		for _, tm := range m.GetTransportSocketMatches() {
+			r.sds = append(r.sds, transportSocketSecrets(tm.GetTransportSocket(), false)...)
+		}
+	case *listenerv3.Listener:
+		r.rds, r.clusters = listenerRoutes(m)
+		chains := m.GetFilterChains()
+		if m.GetDefaultFilterChain() != nil {
+			chains = append(chains[:len(chains):len(chains)], m.GetDefaultFilterChain())
+		}
+		for _, fc := range chains {
+			r.sds = append(r.sds, transportSocketSecrets(fc.GetTransportSocket(), true)...)
+		}
+	case *routev3.RouteConfiguration:
+		r.clusters = routeClusters(m)
+	}
+	return r
+}
+
+// transportSocketSecrets lists the SDS secrets a TLS transport socket
+// fetches (upstream for clusters, downstream for listeners).
+func transportSocketSecrets(ts *corev3.TransportSocket, downstream bool) []string {
+	tc := ts.GetTypedConfig()
+	if tc == nil {
+		return nil
+	}
+	var common *tlsv3.CommonTlsContext
+	if downstream {
+		d := &tlsv3.DownstreamTlsContext{}
+		if tc.UnmarshalTo(d) != nil {
+			return nil
+		}
+		common = d.GetCommonTlsContext()
+	} else {
+		u := &tlsv3.UpstreamTlsContext{}
+		if tc.UnmarshalTo(u) != nil {
+			return nil
+		}
+		common = u.GetCommonTlsContext()
+	}
+	var out []string
+	for _, s := range common.GetTlsCertificateSdsSecretConfigs() {
+		out = append(out, s.GetName())
+	}
+	if s := common.GetValidationContextSdsSecretConfig(); s != nil {
+		out = append(out, s.GetName())
+	}
+	if s := common.GetCombinedValidationContext().GetValidationContextSdsSecretConfig(); s != nil {
+		out = append(out, s.GetName())
+	}
+	return out
+}
+
+func edsName(c *clusterv3.Cluster) string {
+	if n := c.GetEdsClusterConfig().GetServiceName(); n != "" {
+		return n
+	}
+	return c.GetName()
+}
+
+// listenerRoutes lists the route configurations a listener's HTTP
+// connection managers fetch over RDS, and the clusters their inline route
+// configurations send to.
+func listenerRoutes(l *listenerv3.Listener) (rds, clusters []string) {
+	for _, fc := range l.GetFilterChains() {
+		for _, f := range fc.GetFilters() {
+			hcm := &hcmv3.HttpConnectionManager{}
+			if f.GetTypedConfig().UnmarshalTo(hcm) != nil {
+				continue
+			}
+			if hcm.GetRds() != nil {
+				rds = append(rds, hcm.GetRds().GetRouteConfigName())
+			}
+			if rc := hcm.GetRouteConfig(); rc != nil {
+				clusters = append(clusters, routeClusters(rc)...)
+			}
+		}
+	}
+	return rds, clusters
+}
+
+// routeClusters lists the clusters a route configuration sends to.
+func routeClusters(rc *routev3.RouteConfiguration) []string {
+	var out []string
+	for _, vh := range rc.GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			if c := r.GetRoute().GetCluster(); c != "" {
+				out = append(out, c)
+			}
+			for _, w := range r.GetRoute().GetWeightedClusters().GetClusters() {
+				out = append(out, w.GetName())
+			}
+		}
+	}
+	return out
+}
+
+func nameOf(m proto.Message) string {
+	switch r := m.(type) {
+	case *clusterv3.Cluster:
+		return r.GetName()
+	case *endpointv3.ClusterLoadAssignment:
+		return r.GetClusterName()
+	case *listenerv3.Listener:
+		return r.GetName()
+	case *routev3.RouteConfiguration:
+		return r.GetName()
+	case *tlsv3.Secret:
+		return r.GetName()
+	}
+	return fmt.Sprintf("%T", m)
+}
