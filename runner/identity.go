@@ -33,7 +33,7 @@ func (r *Runner) Authorize(node *corev3.Node, peer xds.Peer) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	px := translator.NewProxy(node, r.mesh, r.defaultNamespace)
+	px := r.index.NewProxy(node, r.defaultNamespace)
 	if w := px.Workload; w != nil {
 		if w.Namespace != id.Namespace || w.ServiceAccount != id.ServiceAccount {
 			return fmt.Errorf("node %q is workload %s/%s with service account %q, but the client certificate is %s",

@@ -127,7 +127,7 @@ func (r *Runner) Connect(node *corev3.Node) error {
 	defer r.mu.Unlock()
 	p := &proxy{node: node}
 	r.proxies[node.GetId()] = p
-	if px := translator.NewProxy(node, r.mesh, r.defaultNamespace); px.Flavor == translator.FlavorGRPC &&
+	if px := r.index.NewProxy(node, r.defaultNamespace); px.Flavor == translator.FlavorGRPC &&
 		px.Workload != nil && px.Workload.Labels[translator.TLSModeLabel] == "istio" {
 		r.log.Warn("a proxyless gRPC workload is labeled as having a sidecar (security.istio.io/tlsMode: istio): "+
 			"under PERMISSIVE, clients will send it mTLS, which a proxyless server accepts only under STRICT",
@@ -166,7 +166,7 @@ func (r *Runner) Disconnect(nodeID string) {
 // rebuild translates, checks and publishes one proxy's snapshot. On any
 // error the proxy keeps what it has.
 func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error) {
-	px := translator.NewProxy(p.node, r.mesh, r.defaultNamespace)
+	px := r.index.NewProxy(p.node, r.defaultNamespace)
 	px.ListenerNames = p.listeners
 	if err := r.addCertificate(&px); err != nil {
 		r.stats.TranslateErrors++

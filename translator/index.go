@@ -14,6 +14,7 @@ type index struct {
 	services    map[string]*mesh.Service         // by hostname
 	rules       map[string]*mesh.DestinationRule // by host
 	routes      map[string]*mesh.VirtualService  // by host
+	workloads   map[string]*mesh.Workload        // by node ID, "<name>.<namespace>"
 	memo        memo                             // what proxies share, built once
 }
 
@@ -33,6 +34,10 @@ func NewIndex(snap *mesh.Snapshot, opts Options) Index {
 		services:    map[string]*mesh.Service{},
 		rules:       map[string]*mesh.DestinationRule{},
 		routes:      map[string]*mesh.VirtualService{},
+	}
+	ix.workloads = make(map[string]*mesh.Workload, len(snap.Workloads))
+	for _, w := range snap.Workloads {
+		ix.workloads[w.ID()] = w
 	}
 	for _, s := range snap.Services {
 		ix.services[s.Hostname] = s

@@ -61,8 +61,18 @@ const NodeNamespaceKey = "NAMESPACE"
 // and address come from the registered workload, never from what the node
 // claims; only an unregistered node's metadata NAMESPACE is used.
 func NewProxy(node *corev3.Node, snap *mesh.Snapshot, defaultNamespace string) Proxy {
+	return newProxy(node, findWorkload(snap, node.GetId()), defaultNamespace)
+}
+
+// NewProxy is the package's NewProxy, with the workload found by index
+// (what a control plane with thousands of proxies wants).
+func (ix *index) NewProxy(node *corev3.Node, defaultNamespace string) Proxy {
+	return newProxy(node, ix.workloads[node.GetId()], defaultNamespace)
+}
+
+func newProxy(node *corev3.Node, w *mesh.Workload, defaultNamespace string) Proxy {
 	p := Proxy{ID: node.GetId(), Flavor: FlavorOf(node)}
-	if w := findWorkload(snap, p.ID); w != nil {
+	if w != nil {
 		p.Workload = w
 		p.Namespace = w.Namespace
 		return p
