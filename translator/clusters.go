@@ -45,7 +45,9 @@ func (ix *index) allClusterRefs() []clusterRef {
 
 // outboundCluster builds one outbound cluster and, for EDS clusters, its
 // endpoints. A cluster of a DNS service carries its endpoints inline.
-func (ix *index) outboundCluster(ref clusterRef, flavor Flavor) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment, error) {
+// identity says whether the client has a workload identity (a
+// certificate) to do mesh mTLS with; without one, no cluster uses it.
+func (ix *index) outboundCluster(ref clusterRef, flavor Flavor, identity bool) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment, error) {
 	svc := ix.services[ref.host]
 	if svc == nil {
 		return nil, nil, fmt.Errorf("cluster %s: unknown service %s", ref.name(), ref.host)
@@ -75,7 +77,7 @@ func (ix *index) outboundCluster(ref clusterRef, flavor Flavor) (*clusterv3.Clus
 	if err := applyTrafficPolicy(c, policy, port.Protocol.IsHTTP2()); err != nil {
 		return nil, nil, fmt.Errorf("cluster %s: %w", ref.name(), err)
 	}
-	if err := ix.applyClusterTLS(c, ref, svc, *port, policy, selector, flavor); err != nil {
+	if err := ix.applyClusterTLS(c, ref, svc, *port, policy, selector, flavor, identity); err != nil {
 		return nil, nil, fmt.Errorf("cluster %s: tls: %w", ref.name(), err)
 	}
 	if c.TransportSocketMatches == nil {

@@ -66,7 +66,7 @@ func (ix *index) translateGRPC(p Proxy) (*Resources, []error) {
 		refs = append(refs, ref)
 	}
 	sort.Slice(refs, func(i, j int) bool { return refs[i].name() < refs[j].name() })
-	errs = append(errs, ix.addClusters(res, refs, FlavorGRPC)...)
+	errs = append(errs, ix.addClusters(res, refs, FlavorGRPC, p.hasIdentity())...)
 	return res, errs
 }
 

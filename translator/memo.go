@@ -24,7 +24,7 @@ type memo struct {
 	clusters   map[memoClusterKey]builtCluster
 	httpRoutes map[string]builtRoutes // Envoy route configuration "15001", by proxy namespace
 	listener   *listenerv3.Listener   // Envoy's outbound HTTP proxy listener
-	outbound   *outboundSet           // every sidecar's outbound clusters
+	outbound   [2]*outboundSet        // every sidecar's outbound clusters, [identity]
 }
 
 // outboundSet is every outbound cluster of the mesh, for Envoy, sorted.
@@ -35,8 +35,9 @@ type outboundSet struct {
 }
 
 type memoClusterKey struct {
-	ref    clusterRef
-	flavor Flavor
+	ref      clusterRef
+	flavor   Flavor
+	identity bool
 }
 
 type builtCluster struct {
@@ -51,13 +52,13 @@ type builtRoutes struct {
 }
 
 // cluster returns the outbound cluster for ref, building it the first time.
-func (ix *index) cluster(ref clusterRef, flavor Flavor) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment, error) {
-	key := memoClusterKey{ref, flavor}
+func (ix *index) cluster(ref clusterRef, flavor Flavor, identity bool) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment, error) {
+	key := memoClusterKey{ref, flavor, identity}
 	ix.memo.mu.Lock()
 	b, ok := ix.memo.clusters[key]
 	ix.memo.mu.Unlock()
 	if !ok {
-		b.cluster, b.cla, b.err = ix.outboundCluster(ref, flavor)
+		b.cluster, b.cla, b.err = ix.outboundCluster(ref, flavor, identity)
 		ix.memo.mu.Lock()
 		ix.memo.clusters[key] = b
 		ix.memo.mu.Unlock()
@@ -97,19 +98,23 @@ func (ix *index) sharedHTTPProxyListener() (*listenerv3.Listener, error) {
 // sharedEnvoyOutbound returns every outbound cluster and its endpoints for
 // Envoy sidecars, sorted by name, built once. Callers must not modify the
 // slices.
-func (ix *index) sharedEnvoyOutbound() *outboundSet {
+func (ix *index) sharedEnvoyOutbound(identity bool) *outboundSet {
+	slot := 0
+	if identity {
+		slot = 1
+	}
 	ix.memo.mu.Lock()
-	out := ix.memo.outbound
+	out := ix.memo.outbound[slot]
 	ix.memo.mu.Unlock()
 	if out != nil {
 		return out
 	}
 	res := &Resources{}
-	errs := ix.addClusters(res, ix.allClusterRefs(), FlavorEnvoy)
+	errs := ix.addClusters(res, ix.allClusterRefs(), FlavorEnvoy, identity)
 	res.sortByName()
 	out = &outboundSet{clusters: res.Clusters, endpoints: res.Endpoints, errs: errs}
 	ix.memo.mu.Lock()
-	ix.memo.outbound = out
+	ix.memo.outbound[slot] = out
 	ix.memo.mu.Unlock()
 	return out
 }

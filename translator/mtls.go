@@ -93,14 +93,20 @@ func (ix *index) clusterSANs(svc *mesh.Service, selector map[string]string) []st
 
 // applyClusterTLS sets how a cluster's connections are secured.
 func (ix *index) applyClusterTLS(c *clusterv3.Cluster, ref clusterRef, svc *mesh.Service, port mesh.Port,
-	policy *mesh.TrafficPolicy, selector map[string]string, flavor Flavor) error {
+	policy *mesh.TrafficPolicy, selector map[string]string, flavor Flavor, identity bool) error {
 	sni := SNI(ref.port, ref.subset, ref.host)
 	var tls *mesh.ClientTLS
 	if policy != nil {
 		tls = policy.TLS
 	}
 	if tls != nil {
+		if tls.Mode == mesh.TLSIstioMutual && !identity {
+			return nil // no certificate to present: plaintext, and STRICT servers refuse it
+		}
 		return ix.explicitTLS(c, tls, sni, svc, selector, flavor)
+	}
+	if !identity {
+		return nil // a client outside the mesh has no certificate: no auto mTLS
 	}
 
 	// Auto mTLS.

@@ -43,6 +43,13 @@ type Proxy struct {
 	TrustBundlePEM []byte
 }
 
+// hasIdentity says whether the proxy can do mesh mTLS: it is a registered
+// workload, and an Envoy has its certificate (a proxyless gRPC workload
+// reads its own from files).
+func (p Proxy) hasIdentity() bool {
+	return p.Workload != nil && (p.Flavor == FlavorGRPC || p.Certificate != nil)
+}
+
 // FlavorOf tells an Envoy from a proxyless gRPC client by the user agent
 // name the client puts in its node ("envoy", "gRPC Go", "gRPC Node",
 // "gRPC C-core", ...). Anything that is not gRPC is treated as Envoy.

@@ -69,7 +69,7 @@ func (ix *index) translateEnvoy(p Proxy) (*Resources, []error) {
 	// A sidecar's cluster subscription is a wildcard: it gets every cluster
 	// of the mesh, not only the ones its routes use today, so that adding a
 	// route never waits for a new cluster to warm.
-	out := ix.sharedEnvoyOutbound()
+	out := ix.sharedEnvoyOutbound(p.hasIdentity())
 	res.Clusters = append(res.Clusters, out.clusters...)
 	res.Endpoints = append(res.Endpoints, out.endpoints...)
 	errs = append(errs, out.errs...)
@@ -88,10 +88,10 @@ func secrets(p Proxy) []*tlsv3.Secret {
 }
 
 // addClusters builds the given outbound clusters and their endpoints.
-func (ix *index) addClusters(res *Resources, refs []clusterRef, flavor Flavor) []error {
+func (ix *index) addClusters(res *Resources, refs []clusterRef, flavor Flavor, identity bool) []error {
 	var errs []error
 	for _, ref := range refs {
-		c, cla, err := ix.cluster(ref, flavor)
+		c, cla, err := ix.cluster(ref, flavor, identity)
 		if err != nil {
 			errs = append(errs, err)
 			continue
