@@ -3,27 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"regexp"
 	"strconv"
 	"testing"
-)
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+	"github.com/minimesh/minimesh/internal/testbed"
+)
 
 // TestDemo runs `minimesh demo` with short steps and checks that the
 // summary shows each step's weights on real traffic.
 func TestDemo(t *testing.T) {
 	var out, errs bytes.Buffer
-	args := []string{"demo", "--phase", "2s", "--v1-port", strconv.Itoa(freePort(t)), "--v2-port", strconv.Itoa(freePort(t))}
+	args := []string{"demo", "--phase", "2s", "--v1-port", strconv.Itoa(testbed.FreePort(t)), "--v2-port", strconv.Itoa(testbed.FreePort(t))}
 	if err := run(context.Background(), args, &out, &errs); err != nil {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errs.String())
 	}

@@ -123,7 +123,7 @@ func TestProxyStatusStates(t *testing.T) {
 
 // TestProxyStatusUnreachable: no server, an error (and a non-zero exit).
 func TestProxyStatusUnreachable(t *testing.T) {
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t))
 	var out, errs bytes.Buffer
 	err := run(context.Background(), []string{"proxy-status", "--debug-address", addr, "--timeout", "2s"}, &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), "cannot reach") {
@@ -135,7 +135,7 @@ func TestProxyStatusUnreachable(t *testing.T) {
 // --debug-address, where proxy-status finds them; a taken address is an
 // error at start, not a silent second instance.
 func TestServeDebugAddress(t *testing.T) {
-	debugAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	debugAddr := "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t))
 	serve := func(ctx context.Context) error {
 		return run(ctx, []string{"serve", "--config-dir", "../../examples/canary", "--insecure-xds", "--ca-dir", t.TempDir(),
 			"--xds-address", "127.0.0.1:0", "--metrics-address", "", "--debug-address", debugAddr}, io.Discard, io.Discard)
