@@ -21,7 +21,7 @@ func split(t *testing.T, c *demoapp.Client, n int) (counts map[string]int, errs 
 	t.Helper()
 	var mu sync.Mutex
 	counts = map[string]int{}
-	answered, attempts := 0, 0
+	attempts := 0
 	var firstErr error
 	next := func() bool { // claims one attempt while answers are missing
 		mu.Lock()
@@ -49,7 +49,6 @@ func split(t *testing.T, c *demoapp.Client, n int) (counts map[string]int, errs 
 					}
 				} else {
 					counts[v]++
-					answered++
 				}
 				mu.Unlock()
 			}
