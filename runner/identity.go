@@ -94,12 +94,7 @@ func (r *Runner) RotateCertificates(ctx context.Context) {
 			continue
 		}
 		r.mu.Lock()
-		pushed := 0
-		for _, p := range r.proxies {
-			if changed, _ := r.rebuild(ctx, p); changed {
-				pushed++
-			}
-		}
+		pushed := r.rebuildAll(ctx)
 		r.mu.Unlock()
 		if pushed > 0 {
 			r.log.Info("workload certificates rotated", zap.Int("proxies", pushed))

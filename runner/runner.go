@@ -12,7 +12,9 @@ package runner
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"go.uber.org/zap"
@@ -39,7 +41,7 @@ type Runner struct {
 	index   translator.Index
 	memo    *cache.Memo // hashes and validations of what index shares
 	proxies map[string]*proxy
-	stats   Stats
+	stats   counters
 }
 
 // proxy is what the runner remembers of a connected node.
@@ -103,22 +105,52 @@ func (r *Runner) Update(ctx context.Context, snap *mesh.Snapshot) {
 	r.mesh = snap
 	r.index = translator.NewIndex(snap, r.translatorOptions)
 	r.memo = cache.NewMemo()
-	r.stats.Updates++
-	pushed := 0
-	for _, p := range r.proxies {
-		if changed, _ := r.rebuild(ctx, p); changed {
-			pushed++
-		}
-	}
+	r.stats.updates.Add(1)
+	pushed := r.rebuildAll(ctx)
 	r.log.Info("mesh updated", zap.Int("services", len(snap.Services)), zap.Int("proxies", len(r.proxies)),
 		zap.Int("pushed", pushed))
 }
 
+// counters are the live Stats, updated from parallel rebuilds and read
+// without the runner's lock (metrics scrapes must not wait for an update).
+type counters struct {
+	updates, publishes, translateErrors atomic.Int64
+}
+
+// rebuildAll rebuilds every connected proxy, on as many goroutines as
+// there are CPUs (translation and hashing are independent per proxy; what
+// proxies share is built once, see translator/memo.go), and returns how
+// many proxies were pushed something. The caller holds r.mu.
+func (r *Runner) rebuildAll(ctx context.Context) int {
+	proxies := make(chan *proxy)
+	var pushed atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < max(1, min(runtime.GOMAXPROCS(0), len(r.proxies))); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range proxies {
+				if changed, _ := r.rebuild(ctx, p); changed {
+					pushed.Add(1)
+				}
+			}
+		}()
+	}
+	for _, p := range r.proxies {
+		proxies <- p
+	}
+	close(proxies)
+	wg.Wait()
+	return int(pushed.Load())
+}
+
 // Stats returns a copy of the counters.
 func (r *Runner) Stats() Stats {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stats
+	return Stats{
+		Updates:         int(r.stats.updates.Load()),
+		Publishes:       int(r.stats.publishes.Load()),
+		TranslateErrors: int(r.stats.translateErrors.Load()),
+	}
 }
 
 // Connect builds and publishes the first snapshot of a node (xds.Hooks).
@@ -169,7 +201,7 @@ func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error
 	px := r.index.NewProxy(p.node, r.defaultNamespace)
 	px.ListenerNames = p.listeners
 	if err := r.addCertificate(&px); err != nil {
-		r.stats.TranslateErrors++
+		r.stats.translateErrors.Add(1)
 		r.log.Error("cannot issue the workload certificate; the proxy keeps its last good configuration",
 			zap.String("proxy", px.ID), zap.Error(err))
 		return false, err
@@ -183,14 +215,14 @@ func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error
 			types, err = r.cache.Publish(ctx, px.ID, snap)
 			if err == nil {
 				if len(types) > 0 {
-					r.stats.Publishes++
+					r.stats.publishes.Add(1)
 					r.log.Debug("published", zap.String("proxy", px.ID), zap.Strings("types", types))
 				}
 				return len(types) > 0, nil
 			}
 		}
 	}
-	r.stats.TranslateErrors++
+	r.stats.translateErrors.Add(1)
 	r.log.Error("configuration for proxy refused; it keeps its last good configuration",
 		zap.String("proxy", px.ID), zap.Error(err))
 	return false, errors.Join(err)
