@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -205,18 +206,27 @@ func TestEnvoyXDSTLS(t *testing.T) {
 				t.Errorf("UpstreamTlsContext.ValidateAll: %v", err)
 			}
 			dir := tc.o.CertDir
+			// File-based SDS from the certificate directory, watched.
+			fromFiles := &corev3.ConfigSource{
+				ResourceApiVersion: corev3.ApiVersion_V3,
+				ConfigSourceSpecifier: &corev3.ConfigSource_PathConfigSource{PathConfigSource: &corev3.PathConfigSource{
+					Path:             filepath.Join(dir, "envoy-sds.yaml"),
+					WatchedDirectory: &corev3.WatchedDirectory{Path: dir},
+				}},
+			}
 			want := &tlsv3.UpstreamTlsContext{
 				Sni: tc.wantSNI,
 				CommonTlsContext: &tlsv3.CommonTlsContext{
 					AlpnProtocols: []string{"h2"},
-					TlsCertificates: []*tlsv3.TlsCertificate{{
-						CertificateChain: fileSource(filepath.Join(dir, "cert-chain.pem")),
-						PrivateKey:       fileSource(filepath.Join(dir, "key.pem")),
+					TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{
+						Name: "xds-client-certificate", SdsConfig: fromFiles,
 					}},
-					ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
-						ValidationContext: &tlsv3.CertificateValidationContext{
-							TrustedCa:                 fileSource(filepath.Join(dir, "root-cert.pem")),
-							MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{tc.wantSAN},
+					ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
+						CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+							DefaultValidationContext: &tlsv3.CertificateValidationContext{
+								MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{tc.wantSAN},
+							},
+							ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: "xds-trust-bundle", SdsConfig: fromFiles},
 						},
 					},
 				},
@@ -263,4 +273,42 @@ func decodeYAML(t *testing.T, y []byte) *bootstrapv3.Bootstrap {
 		t.Fatalf("decoding the bootstrap: %v", err)
 	}
 	return b
+}
+
+// TestEnvoySDSFile: the file-based SDS resources that the xDS connection's
+// TLS context names decode as Envoy would read them: a DiscoveryResponse of
+// valid Secrets, named as the bootstrap asks, pointing at the files that
+// `minimesh certs issue` writes.
+func TestEnvoySDSFile(t *testing.T) {
+	data, err := EnvoySDSFile("/etc/minimesh/certs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := &discoveryv3.DiscoveryResponse{}
+	if err := protojson.Unmarshal(j, resp); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*tlsv3.Secret{}
+	for _, a := range resp.GetResources() {
+		s := &tlsv3.Secret{}
+		if err := a.UnmarshalTo(s); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ValidateAll(); err != nil {
+			t.Fatal(err)
+		}
+		got[s.GetName()] = s
+	}
+	cert := got["xds-client-certificate"].GetTlsCertificate()
+	if cert.GetCertificateChain().GetFilename() != "/etc/minimesh/certs/cert-chain.pem" ||
+		cert.GetPrivateKey().GetFilename() != "/etc/minimesh/certs/key.pem" {
+		t.Errorf("client certificate secret: %v", cert)
+	}
+	if ca := got["xds-trust-bundle"].GetValidationContext().GetTrustedCa().GetFilename(); ca != "/etc/minimesh/certs/root-cert.pem" {
+		t.Errorf("trust bundle secret: %q", ca)
+	}
 }

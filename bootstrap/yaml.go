@@ -37,7 +37,7 @@ func envoyHeader(o EnvoyOptions) string {
 		"# Run that command again instead of editing this file.\n"
 	if o.XDSTLS {
 		h += "# xDS over mutual TLS with the certificate files in " + o.CertDir + "\n" +
-			"# (from `minimesh certs issue --out`); Envoy reads them once, at start.\n"
+			"# (from `minimesh certs issue --out`), through file-based SDS: re-running certs issue renews them in place.\n"
 	} else {
 		h += "# WARNING: xDS in plaintext (--insecure-xds): nothing authenticates this proxy\n" +
 			"# to minimesh or minimesh to it. Use --certs DIR for mutual TLS.\n"

@@ -61,12 +61,15 @@ func TestRunBootstrapXDSSecurity(t *testing.T) {
 		if err := ts.GetTypedConfig().UnmarshalTo(ctx); err != nil {
 			t.Fatalf("transport socket %v: %v", ts, err)
 		}
+		// The files come through file-based SDS from the --certs directory.
 		c := ctx.GetCommonTlsContext()
-		if got := c.GetTlsCertificates()[0].GetCertificateChain().GetFilename(); got != "/etc/certs/cert-chain.pem" {
-			t.Errorf("certificate_chain = %q, want /etc/certs/cert-chain.pem", got)
+		certSDS := c.GetTlsCertificateSdsSecretConfigs()[0].GetSdsConfig().GetPathConfigSource()
+		if certSDS.GetPath() != "/etc/certs/envoy-sds.yaml" || certSDS.GetWatchedDirectory().GetPath() != "/etc/certs" {
+			t.Errorf("certificate SDS source = %v, want /etc/certs/envoy-sds.yaml watching /etc/certs", certSDS)
 		}
-		if got := c.GetValidationContext().GetTrustedCa().GetFilename(); got != "/etc/certs/root-cert.pem" {
-			t.Errorf("trusted_ca = %q, want /etc/certs/root-cert.pem", got)
+		rootsSDS := c.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetSdsConfig().GetPathConfigSource()
+		if rootsSDS.GetPath() != "/etc/certs/envoy-sds.yaml" {
+			t.Errorf("trust bundle SDS source = %v, want /etc/certs/envoy-sds.yaml", rootsSDS)
 		}
 		if !strings.Contains(out.String(), "--certs /etc/certs\n") {
 			t.Errorf("the header does not give --certs:\n%s", out.String())

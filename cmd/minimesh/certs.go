@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minimesh/minimesh/bootstrap"
 	"github.com/minimesh/minimesh/certs"
 	"github.com/minimesh/minimesh/mesh"
 	"github.com/minimesh/minimesh/watcher/file"
@@ -48,6 +49,7 @@ type certsIssueFlags struct {
 	configDir        string
 	caDir            string
 	out              string
+	proxyDir         string // out as the proxy sees it, for Envoy's SDS file
 	trustDomain      string
 	lifetime         time.Duration
 	defaultNamespace string
@@ -83,7 +85,30 @@ func runCertsIssue(args []string, stdout io.Writer) error {
 	if err := certs.WriteFiles(f.out, c, ca.TrustBundlePEM()); err != nil {
 		return fmt.Errorf("certs issue: %w", err)
 	}
+	if err := writeEnvoySDSFile(f); err != nil {
+		return fmt.Errorf("certs issue: %w", err)
+	}
 	return printIssued(stdout, f, w, c, ca, hadRoot)
+}
+
+// writeEnvoySDSFile writes the file-based SDS resources through which an
+// Envoy bootstrap (`minimesh bootstrap --certs`) reads these files, so that
+// running certs issue again renews Envoy's xDS certificate in place.
+func writeEnvoySDSFile(f certsIssueFlags) error {
+	dir := f.proxyDir
+	if dir == "" {
+		dir = f.out
+	}
+	data, err := bootstrap.EnvoySDSFile(dir)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(f.out, bootstrap.EnvoySDSFileName)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path) // atomic: Envoy never reads half a file
 }
 
 // parseCertsIssueFlags parses the command line of `minimesh certs issue`.
@@ -98,6 +123,7 @@ func parseCertsIssueFlags(args []string) (certsIssueFlags, error) {
 	fs.StringVar(&f.workload, "workload", "", "the workload: `NAME.NAMESPACE` of its WorkloadEntry, the node ID its proxy uses (required)")
 	fs.StringVar(&f.configDir, "config-dir", "", "`DIR` of Istio YAML, as given to minimesh serve: the workload's namespace and service account come from there (required)")
 	fs.StringVar(&f.caDir, "ca-dir", defaultCADir(), "the CA's `DIR`, the one minimesh serve --ca-dir uses; a new root is generated there if it holds none")
+	fs.StringVar(&f.proxyDir, "proxy-dir", "", "the `DIR` --out is mounted at in the proxy's file system, for Envoy's "+bootstrap.EnvoySDSFileName+" (default: --out)")
 	fs.StringVar(&f.out, "out", "", "`DIR` to write the files into (created 0700 if missing; existing files are replaced atomically) (required)")
 	fs.StringVar(&f.trustDomain, "trust-domain", certs.DefaultTrustDomain, "trust domain of the SPIFFE ID; must match minimesh serve --trust-domain")
 	fs.DurationVar(&f.lifetime, "lifetime", certs.DefaultCertLifetime, "how long the certificate is valid (at most as long as the CA)")

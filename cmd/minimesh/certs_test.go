@@ -47,6 +47,17 @@ func TestCertsIssue(t *testing.T) {
 		}
 	}
 
+	// Envoy's file-based SDS file names the files just written.
+	sds, err := os.ReadFile(filepath.Join(out, "envoy-sds.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"key.pem", "cert-chain.pem", "root-cert.pem"} {
+		if !strings.Contains(string(sds), filepath.Join(out, name)) {
+			t.Errorf("envoy-sds.yaml does not name %s:\n%s", filepath.Join(out, name), sds)
+		}
+	}
+
 	chain := certsReadPEM(t, filepath.Join(out, "cert-chain.pem"))
 	roots := x509.NewCertPool()
 	for _, r := range certsReadPEM(t, filepath.Join(out, "root-cert.pem")) {
