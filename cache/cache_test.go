@@ -127,6 +127,17 @@ type watcher struct {
 	last      map[string]cachev3.Response // by type: the last response received
 }
 
+// newWatcher is a proxy "my-app-v1.default" with no watch open yet.
+func newWatcher(t *testing.T, c *cache.Cache) *watcher {
+	return &watcher{
+		t:         t,
+		c:         c,
+		node:      &corev3.Node{Id: "my-app-v1.default"},
+		responses: make(chan cachev3.Response, 16),
+		last:      map[string]cachev3.Response{},
+	}
+}
+
 // watchOrder lists the types in the order watches are opened: the reverse
 // of the push order, so that the push order cannot come from it.
 var watchOrder = []string{resourcev3.RouteType, resourcev3.ListenerType, resourcev3.EndpointType, resourcev3.ClusterType}
@@ -217,13 +228,7 @@ func round(t *testing.T, i int) resources {
 func TestPublishOrder(t *testing.T) {
 	ctx := context.Background()
 	c := cache.New(nil)
-	w := &watcher{
-		t:         t,
-		c:         c,
-		node:      &corev3.Node{Id: "my-app-v1.default"},
-		responses: make(chan cachev3.Response, 16),
-		last:      map[string]cachev3.Response{},
-	}
+	w := newWatcher(t, c)
 	if _, err := c.Publish(ctx, w.node.GetId(), newSnapshot(t, round(t, 0))); err != nil {
 		t.Fatal(err)
 	}
@@ -282,13 +287,7 @@ func TestPublishOrder(t *testing.T) {
 func TestPublishRemovesClustersLast(t *testing.T) {
 	ctx := context.Background()
 	c := cache.New(nil)
-	w := &watcher{
-		t:         t,
-		c:         c,
-		node:      &corev3.Node{Id: "my-app-v1.default"},
-		responses: make(chan cachev3.Response, 16),
-		last:      map[string]cachev3.Response{},
-	}
+	w := newWatcher(t, c)
 	before := round(t, 1) // has outbound|8000|| and outbound|8001|| (listener 20001 uses 8001)
 	if _, err := c.Publish(ctx, w.node.GetId(), newSnapshot(t, before)); err != nil {
 		t.Fatal(err)

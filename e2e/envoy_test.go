@@ -31,31 +31,26 @@ func TestEnvoySidecars(t *testing.T) {
 		name  string
 		envoy *envoysim.Envoy
 	}
+	// Each simulated Envoy has its own node ID; the workload has one
+	// sidecar (SotW), and the delta Envoy is a client outside the mesh.
 	var sims []sim
-	for _, delta := range []bool{false, true} {
-		for _, node := range []string{"client.default", "my-app-v1.default"} {
-			mode := "sotw"
-			if delta {
-				mode = "delta"
+	for _, c := range []struct {
+		id    string
+		delta bool
+	}{{"client.default", false}, {"my-app-v1.default", false}, {"delta-client.default", true}} {
+		e := envoysim.New(envoysim.Config{NodeID: c.id, Delta: c.delta})
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go func() {
+			if err := e.Run(ctx, conn); err != nil && ctx.Err() == nil {
+				t.Errorf("%s: stream ended: %v", c.id, err)
 			}
-			// Two simulated Envoys may not share a node ID: each gets its own.
-			id := node
-			if delta {
-				id = "delta-" + node
-				if node == "my-app-v1.default" {
-					continue // the workload has one sidecar; the SotW one covers it
-				}
-			}
-			e := envoysim.New(envoysim.Config{NodeID: id, Delta: delta})
-			ctx, cancel := context.WithCancel(context.Background())
-			t.Cleanup(cancel)
-			go func() {
-				if err := e.Run(ctx, conn); err != nil && ctx.Err() == nil {
-					t.Errorf("%s: stream ended: %v", id, err)
-				}
-			}()
-			sims = append(sims, sim{name: mode + " " + id, envoy: e})
+		}()
+		mode := "sotw"
+		if c.delta {
+			mode = "delta"
 		}
+		sims = append(sims, sim{name: mode + " " + c.id, envoy: e})
 	}
 
 	for _, s := range sims {

@@ -11,7 +11,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -225,5 +224,5 @@ func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error
 	r.stats.translateErrors.Add(1)
 	r.log.Error("configuration for proxy refused; it keeps its last good configuration",
 		zap.String("proxy", px.ID), zap.Error(err))
-	return false, errors.Join(err)
+	return false, err
 }

@@ -51,9 +51,6 @@ type ControlPlane struct {
 	Addr   net.Addr // where the xDS server listens
 	Runner *Runner
 	Server *xds.Server
-	// Updated receives a value (non-blocking) after each mesh update is
-	// applied, for tests and the demo.
-	Updated chan struct{}
 
 	cancel context.CancelFunc
 	done   chan error
@@ -119,23 +116,19 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		r.registerMetrics(cfg.Registry)
 	}
 	go r.RotateCertificates(ctx)
-	cp := &ControlPlane{Addr: lis.Addr(), Runner: r, Server: srv, Updated: make(chan struct{}, 1),
+	cp := &ControlPlane{Addr: lis.Addr(), Runner: r, Server: srv,
 		cancel: cancel, done: make(chan error, 2)}
 
 	first := make(chan struct{})
 	go func() {
 		err := w.Run(ctx, func(s *mesh.Snapshot) {
-			applied := srv.Metrics.ConfigChange()
+			applied := srv.Tracker.ConfigChange()
 			r.Update(ctx, s)
 			applied()
 			select {
 			case <-first:
 			default:
 				close(first)
-			}
-			select {
-			case cp.Updated <- struct{}{}:
-			default:
 			}
 		})
 		cp.done <- err

@@ -112,7 +112,7 @@ func (ix *index) resolve(host, ns string) *mesh.Service {
 	return nil
 }
 
-// subsetLabels returns the labels of the named subset of host, and whether
+// subset returns the named subset of host, and whether
 // the subset exists.
 func (ix *index) subset(host, name string) (*mesh.Subset, bool) {
 	dr := ix.rules[host]

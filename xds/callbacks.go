@@ -44,7 +44,8 @@ type callbacks struct {
 
 	mu      sync.Mutex
 	streams map[streamKey]*streamState
-	peers   map[streamKey]Peer // from OnStreamOpen until the first request
+	byNode  map[string]map[streamKey]*streamState // the same streams, by node ID
+	peers   map[streamKey]Peer                    // from OnStreamOpen until the first request
 }
 
 // streamKey identifies a stream. go-control-plane numbers state-of-the-world
@@ -64,7 +65,7 @@ var _ serverv3.Callbacks = (*callbacks)(nil)
 
 func newCallbacks(hooks Hooks, tracker *Tracker, metrics *Metrics, log *zap.Logger, secrets []string) *callbacks {
 	c := &callbacks{hooks: hooks, tracker: tracker, metrics: metrics, log: log,
-		streams: map[streamKey]*streamState{}, peers: map[streamKey]Peer{}}
+		streams: map[streamKey]*streamState{}, byNode: map[string]map[streamKey]*streamState{}, peers: map[streamKey]Peer{}}
 	if len(secrets) > 0 {
 		c.secrets = map[string]bool{}
 		for _, s := range secrets {
@@ -102,6 +103,12 @@ func (c *callbacks) closed(id streamKey) {
 	c.mu.Lock()
 	st := c.streams[id]
 	delete(c.streams, id)
+	if st != nil {
+		delete(c.byNode[st.node.GetId()], id)
+		if len(c.byNode[st.node.GetId()]) == 0 {
+			delete(c.byNode, st.node.GetId())
+		}
+	}
 	delete(c.peers, id)
 	c.mu.Unlock()
 	if st == nil {
@@ -157,6 +164,10 @@ func (c *callbacks) stream(id streamKey, node *corev3.Node) (*streamState, error
 	}
 	c.mu.Lock()
 	c.streams[id] = st
+	if c.byNode[node.GetId()] == nil {
+		c.byNode[node.GetId()] = map[streamKey]*streamState{}
+	}
+	c.byNode[node.GetId()][id] = st
 	c.mu.Unlock()
 	c.metrics.streamOpened(node)
 	c.log.Info("stream opened", zap.String("proxy", node.GetId()), zap.String("user_agent", node.GetUserAgentName()),
@@ -224,12 +235,11 @@ func (c *callbacks) request(node *corev3.Node, typeURL, version, nonce, message 
 		return // an initial request, not a reply
 	}
 	if !nack {
-		c.tracker.acked(node.GetId(), typeURL, version)
-		c.metrics.ack(node, typeURL)
+		c.metrics.ack(typeURL, c.tracker.acked(node.GetId(), typeURL, version))
 		return
 	}
 	rejected, isNew := c.tracker.nacked(node.GetId(), typeURL, nonce, message)
-	c.metrics.nack(node, typeURL)
+	c.metrics.nack(typeURL)
 	if isNew {
 		c.log.Warn("proxy rejected configuration (NACK)", zap.String("proxy", node.GetId()),
 			zap.String("type", typeURL), zap.String("version", rejected), zap.String("nonce", nonce),
@@ -279,11 +289,9 @@ func (c *callbacks) setListeners(st *streamState, add, remove []string, replace 
 func (c *callbacks) updateListeners(node *corev3.Node) {
 	c.mu.Lock()
 	union := map[string]bool{}
-	for _, st := range c.streams {
-		if st.node.GetId() == node.GetId() {
-			for n := range st.listeners {
-				union[n] = true
-			}
+	for _, st := range c.byNode[node.GetId()] {
+		for n := range st.listeners {
+			union[n] = true
 		}
 	}
 	c.mu.Unlock()
@@ -312,7 +320,7 @@ func (c *callbacks) sent(id streamKey, typeURL, version, nonce string) {
 		return
 	}
 	c.tracker.sentResponse(st.node.GetId(), typeURL, version, nonce)
-	c.metrics.push(st.node, typeURL)
+	c.metrics.push(typeURL)
 	c.log.Debug("pushed", zap.String("proxy", st.node.GetId()), zap.String("type", typeURL),
 		zap.String("version", version), zap.String("nonce", nonce))
 }

@@ -3,12 +3,12 @@ package xds
 import (
 	"runtime"
 	"runtime/debug"
-	"sync"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/minimesh/minimesh/cache"
 )
 
 // Metrics are the xDS server's Prometheus metrics.
@@ -21,7 +21,6 @@ type Metrics struct {
 
 	ackLatency  *prometheus.HistogramVec // response sent -> ACK
 	convergence *prometheus.HistogramVec // config change -> ACK
-	clock       pushClock
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -54,7 +53,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 				"of the first response it caused, by resource type.",
 			Buckets: latencyBuckets,
 		}, []string{"type"}),
-		clock: pushClock{nodes: map[string]map[string]*pushState{}},
 	}
 	if reg != nil {
 		reg.MustRegister(m.connected, m.pushes, m.acks, m.nacks, m.refused, m.ackLatency, m.convergence, buildInfo())
@@ -87,104 +85,6 @@ func buildInfo() prometheus.Collector {
 	return g
 }
 
-// changeWindow is how long after a config change was applied a first
-// response to a proxy is still attributed to it (responses go out from the
-// proxies' stream goroutines, after the runner has published).
-const changeWindow = 10 * time.Second
-
-// pushClock times responses until their ACK, per node and type.
-type pushClock struct {
-	mu        sync.Mutex
-	changeAt  time.Time // when the latest config change was handed to the runner
-	appliedAt time.Time // when the runner finished applying it; zero while in progress
-	nodes     map[string]map[string]*pushState
-}
-
-// pushState is the timing of one node's one type.
-type pushState struct {
-	lastSent time.Time // the last response sent
-	// The oldest response not yet ACKed (zero: none), and the config
-	// change it carries (zero: none, e.g. a proxy's first config).
-	pendingSent, pendingChange time.Time
-}
-
-// ConfigChange records that a new mesh configuration is being applied; call
-// the returned function when the runner has published it. The first
-// response each connected proxy then gets, per type, is timed from now to
-// its ACK (minimesh_xds_convergence_seconds).
-func (m *Metrics) ConfigChange() (applied func()) {
-	c := &m.clock
-	c.mu.Lock()
-	c.changeAt, c.appliedAt = time.Now(), time.Time{}
-	c.mu.Unlock()
-	return func() {
-		c.mu.Lock()
-		c.appliedAt = time.Now()
-		c.mu.Unlock()
-	}
-}
-
-// sent starts timing a response.
-func (c *pushClock) sent(nodeID, typeURL string, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	byType := c.nodes[nodeID]
-	if byType == nil {
-		byType = map[string]*pushState{}
-		c.nodes[nodeID] = byType
-	}
-	st := byType[typeURL]
-	if st == nil {
-		st = &pushState{}
-		byType[typeURL] = st
-	}
-	// A response is caused by the change if the proxy already had this
-	// type before it, and the change is recent. (A proxy's first config,
-	// and later pushes such as certificate rotations, are not.)
-	caused := !st.lastSent.IsZero() && st.lastSent.Before(c.changeAt) &&
-		(c.appliedAt.IsZero() || now.Sub(c.appliedAt) < changeWindow)
-	if st.pendingSent.IsZero() {
-		st.pendingSent = now
-	}
-	if caused && st.pendingChange.IsZero() {
-		st.pendingChange = c.changeAt
-	}
-	st.lastSent = now
-}
-
-// acked ends timing: it returns how long the oldest unacknowledged response
-// waited and, if it carried a config change, how long since the change.
-func (c *pushClock) acked(nodeID, typeURL string, now time.Time) (ack, converge time.Duration, okAck, okConverge bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.nodes[nodeID][typeURL]
-	if st == nil || st.pendingSent.IsZero() {
-		return 0, 0, false, false // a request that re-ACKs, nothing outstanding
-	}
-	ack, okAck = now.Sub(st.pendingSent), true
-	if !st.pendingChange.IsZero() {
-		converge, okConverge = now.Sub(st.pendingChange), true
-	}
-	st.pendingSent, st.pendingChange = time.Time{}, time.Time{}
-	return ack, converge, okAck, okConverge
-}
-
-// rejected drops the timing of a NACKed response: it did not converge.
-func (c *pushClock) rejected(nodeID, typeURL string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st := c.nodes[nodeID][typeURL]; st != nil {
-		st.pendingSent, st.pendingChange = time.Time{}, time.Time{}
-	}
-}
-
-// forget drops a node's timings when one of its streams closes.
-func (c *pushClock) forget(nodeID string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.nodes, nodeID)
-}
-
 // flavorLabel tells gRPC clients from Envoys by user agent, for metrics.
 func flavorLabel(node *corev3.Node) string {
 	if isGRPC(node) {
@@ -198,26 +98,18 @@ func (m *Metrics) streamOpened(node *corev3.Node) {
 }
 func (m *Metrics) streamClosed(node *corev3.Node) {
 	m.connected.WithLabelValues(flavorLabel(node)).Dec()
-	m.clock.forget(node.GetId())
 }
-func (m *Metrics) push(node *corev3.Node, typeURL string) {
-	m.pushes.WithLabelValues(shortType(typeURL)).Inc()
-	m.clock.sent(node.GetId(), typeURL, time.Now())
-}
-func (m *Metrics) ack(node *corev3.Node, typeURL string) {
-	m.acks.WithLabelValues(shortType(typeURL)).Inc()
-	ack, converge, okAck, okConverge := m.clock.acked(node.GetId(), typeURL, time.Now())
-	if okAck {
-		m.ackLatency.WithLabelValues(shortType(typeURL)).Observe(ack.Seconds())
+func (m *Metrics) push(typeURL string) { m.pushes.WithLabelValues(cache.ShortType(typeURL)).Inc() }
+func (m *Metrics) ack(typeURL string, tm timing) {
+	m.acks.WithLabelValues(cache.ShortType(typeURL)).Inc()
+	if tm.okAck {
+		m.ackLatency.WithLabelValues(cache.ShortType(typeURL)).Observe(tm.ack.Seconds())
 	}
-	if okConverge {
-		m.convergence.WithLabelValues(shortType(typeURL)).Observe(converge.Seconds())
+	if tm.okConverge {
+		m.convergence.WithLabelValues(cache.ShortType(typeURL)).Observe(tm.converge.Seconds())
 	}
 }
-func (m *Metrics) nack(node *corev3.Node, typeURL string) {
-	m.nacks.WithLabelValues(shortType(typeURL)).Inc()
-	m.clock.rejected(node.GetId(), typeURL)
-}
+func (m *Metrics) nack(typeURL string)  { m.nacks.WithLabelValues(cache.ShortType(typeURL)).Inc() }
 func (m *Metrics) refuse(reason string) { m.refused.WithLabelValues(reason).Inc() }
 
 // NACKs returns how many NACKs of a type ("Cluster", "Listener", ...) were received.

@@ -4,7 +4,8 @@
 // tracking, keepalive and limits, and not re-sending a rejected version.
 //
 // xds imports the cache's go-control-plane interface and Envoy's API
-// types; it knows nothing of the mesh model, the translator or watchers.
+// types (and the cache package for type names); it knows nothing of the mesh
+// model, the translator or watchers.
 package xds
 
 import (
@@ -104,12 +105,4 @@ func (s *Server) Stop() { s.grpc.Stop() }
 // isGRPC tells a proxyless gRPC client by its user agent.
 func isGRPC(node *corev3.Node) bool {
 	return strings.Contains(strings.ToLower(node.GetUserAgentName()), "grpc")
-}
-
-// shortType turns a type URL into "Cluster", "Listener", ...
-func shortType(typeURL string) string {
-	if i := strings.LastIndexByte(typeURL, '.'); i >= 0 {
-		return typeURL[i+1:]
-	}
-	return typeURL
 }

@@ -18,6 +18,18 @@ type TypeStatus struct {
 
 	// The response before the last one: a NACK of it may still arrive.
 	prevNonce, prevVersion string
+
+	// Timing, for the push -> ACK and change -> ACK metrics: when the last
+	// response was sent, the oldest response not yet ACKed (zero: none),
+	// and the config change it carries (zero: none, such as a proxy's
+	// first config).
+	lastSentAt, pendingSent, pendingChange time.Time
+}
+
+// timing is how long an ACKed response took, as the metrics report it.
+type timing struct {
+	ack, converge     time.Duration
+	okAck, okConverge bool
 }
 
 // versionOf returns the version of a recent response by nonce.
@@ -54,6 +66,30 @@ type ProxyStatus struct {
 type Tracker struct {
 	mu      sync.Mutex
 	proxies map[string]*ProxyStatus
+
+	// The latest mesh configuration change: when it was handed to the
+	// runner, and when the runner had published it (zero while it works).
+	changeAt, appliedAt time.Time
+}
+
+// changeWindow is how long after a config change was applied a first
+// response to a proxy is still attributed to it (responses go out from the
+// proxies' stream goroutines, after the runner has published).
+const changeWindow = 10 * time.Second
+
+// ConfigChange records that a new mesh configuration is being applied; call
+// the returned function when the runner has published it. The first
+// response each connected proxy then gets, per type, is timed from now to
+// its ACK (minimesh_xds_convergence_seconds).
+func (t *Tracker) ConfigChange() (applied func()) {
+	t.mu.Lock()
+	t.changeAt, t.appliedAt = time.Now(), time.Time{}
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		t.appliedAt = time.Now()
+		t.mu.Unlock()
+	}
 }
 
 // NewTracker returns an empty tracker.
@@ -113,18 +149,44 @@ func (t *Tracker) sentResponse(nodeID, typeURL, version, nonce string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ts := t.typeStatus(nodeID, typeURL)
+	now := time.Now()
 	ts.prevNonce, ts.prevVersion = ts.SentNonce, ts.SentVersion
-	ts.SentVersion, ts.SentNonce, ts.Updated = version, nonce, time.Now()
+	ts.SentVersion, ts.SentNonce, ts.Updated = version, nonce, now
+
+	// A response is caused by the latest change if the proxy already had
+	// this type before it, and the change is recent. (A proxy's first
+	// config, and later pushes such as certificate rotations, are not.)
+	caused := !ts.lastSentAt.IsZero() && ts.lastSentAt.Before(t.changeAt) &&
+		(t.appliedAt.IsZero() || now.Sub(t.appliedAt) < changeWindow)
+	if ts.pendingSent.IsZero() {
+		ts.pendingSent = now
+	}
+	if caused && ts.pendingChange.IsZero() {
+		ts.pendingChange = t.changeAt
+	}
+	ts.lastSentAt = now
 }
 
-// acked records that a node accepted version.
-func (t *Tracker) acked(nodeID, typeURL, version string) {
+// acked records that a node accepted version, and returns how long the
+// oldest unacknowledged response waited and, if it carried a config change,
+// how long since the change.
+func (t *Tracker) acked(nodeID, typeURL, version string) timing {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ts := t.typeStatus(nodeID, typeURL)
+	now := time.Now()
 	if ts.AckedVersion != version || ts.LastNACK != nil {
-		ts.AckedVersion, ts.LastNACK, ts.Updated = version, nil, time.Now()
+		ts.AckedVersion, ts.LastNACK, ts.Updated = version, nil, now
 	}
+	var tm timing
+	if !ts.pendingSent.IsZero() { // else a request that re-ACKs, nothing outstanding
+		tm.ack, tm.okAck = now.Sub(ts.pendingSent), true
+		if !ts.pendingChange.IsZero() {
+			tm.converge, tm.okConverge = now.Sub(ts.pendingChange), true
+		}
+	}
+	ts.pendingSent, ts.pendingChange = time.Time{}, time.Time{}
+	return tm
 }
 
 // nacked records a rejection and reports whether it is new (a different
@@ -133,6 +195,7 @@ func (t *Tracker) nacked(nodeID, typeURL, nonce, message string) (version string
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ts := t.typeStatus(nodeID, typeURL)
+	ts.pendingSent, ts.pendingChange = time.Time{}, time.Time{} // it did not converge
 	version, _ = ts.versionOf(nonce)
 	if last := ts.LastNACK; last != nil && last.Version == version && last.Message == message {
 		return version, false
@@ -155,27 +218,33 @@ func (t *Tracker) Proxies() []ProxyStatus {
 	defer t.mu.Unlock()
 	out := make([]ProxyStatus, 0, len(t.proxies))
 	for _, p := range t.proxies {
-		c := ProxyStatus{NodeID: p.NodeID, UserAgent: p.UserAgent, Streams: p.Streams, Types: map[string]*TypeStatus{}}
-		for typ, ts := range p.Types {
-			cp := *ts
-			if ts.LastNACK != nil {
-				n := *ts.LastNACK
-				cp.LastNACK = &n
-			}
-			c.Types[typ] = &cp
-		}
-		out = append(out, c)
+		out = append(out, copyStatus(p))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
 	return out
 }
 
-// Proxy returns one proxy's status.
-func (t *Tracker) Proxy(nodeID string) (ProxyStatus, bool) {
-	for _, p := range t.Proxies() {
-		if p.NodeID == nodeID {
-			return p, true
+// copyStatus copies a proxy's status so callers can read it unlocked.
+func copyStatus(p *ProxyStatus) ProxyStatus {
+	c := ProxyStatus{NodeID: p.NodeID, UserAgent: p.UserAgent, Streams: p.Streams, Types: make(map[string]*TypeStatus, len(p.Types))}
+	for typ, ts := range p.Types {
+		cp := *ts
+		if ts.LastNACK != nil {
+			n := *ts.LastNACK
+			cp.LastNACK = &n
 		}
+		c.Types[typ] = &cp
 	}
-	return ProxyStatus{}, false
+	return c
+}
+
+// Proxy returns a copy of one proxy's status.
+func (t *Tracker) Proxy(nodeID string) (ProxyStatus, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.proxies[nodeID]
+	if p == nil {
+		return ProxyStatus{}, false
+	}
+	return copyStatus(p), true
 }

@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/minimesh/minimesh/internal/testlog"
 
@@ -172,15 +171,5 @@ func rewrite(t testing.TB, path string, repl map[string]string) {
 	}
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// WaitUpdated waits for the control plane to apply a mesh update.
-func (c *Canary) WaitUpdated(t testing.TB, timeout time.Duration) {
-	t.Helper()
-	select {
-	case <-c.CP.Updated:
-	case <-time.After(timeout):
-		t.Fatalf("no mesh update within %v", timeout)
 	}
 }
