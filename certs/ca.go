@@ -29,6 +29,10 @@ type Options struct {
 	CertLifetime time.Duration    // workload cert lifetime, default 24h
 	RootLifetime time.Duration    // generated root lifetime, default 10 years
 	Now          func() time.Time // for tests; default time.Now
+	// Deterministic makes every CA loaded from the same key issue the same
+	// certificate for the same identity and period (see derive.go), so
+	// that replicas agree without talking to each other.
+	Deterministic bool
 }
 
 // CA issues workload certificates and verifies peers against its trust bundle.
@@ -38,6 +42,7 @@ type CA struct {
 	lifetime    time.Duration
 	now         func() time.Time
 	generated   bool
+	seed        []byte // derivation secret; nil unless Options.Deterministic
 
 	signer crypto.Signer
 	cert   *x509.Certificate   // signing certificate
@@ -109,6 +114,11 @@ func LoadOrCreate(o Options) (*CA, error) {
 		roots = append(roots, extra...)
 	}
 	ca.setBundle(roots)
+	if o.Deterministic {
+		if ca.seed, err = derivationSecret(ca.signer); err != nil {
+			return nil, fmt.Errorf("CA in %s: %w", o.Dir, err)
+		}
+	}
 
 	if err := ca.selfTest(); err != nil {
 		return nil, fmt.Errorf("CA in %s cannot issue usable workload certificates: %w", o.Dir, err)

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"net"
 	"net/url"
 	"time"
@@ -108,6 +110,9 @@ func (ca *CA) normalize(id Identity) (Identity, error) {
 // and signs it.
 func (ca *CA) sign(id Identity, tmpl *x509.Certificate) (*Cert, error) {
 	now := ca.now()
+	if ca.seed != nil {
+		now = ca.period(now) // deterministic: the period's certificate
+	}
 	notAfter := now.Add(ca.lifetime)
 	if notAfter.After(ca.expiry) {
 		notAfter = ca.expiry
@@ -115,13 +120,9 @@ func (ca *CA) sign(id Identity, tmpl *x509.Certificate) (*Cert, error) {
 	if !notAfter.After(now) {
 		return nil, fmt.Errorf("issue certificate for %s: CA certificate chain expired at %s", id.SPIFFEID(), ca.expiry.UTC().Format(time.RFC3339))
 	}
-	serial, err := randomSerial()
+	serial, key, signer, err := ca.newKey(id, now)
 	if err != nil {
-		return nil, fmt.Errorf("issue certificate for %s: serial: %w", id.SPIFFEID(), err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("issue certificate for %s: generate key: %w", id.SPIFFEID(), err)
+		return nil, fmt.Errorf("issue certificate for %s: %w", id.SPIFFEID(), err)
 	}
 	tmpl.SerialNumber = serial
 	tmpl.Subject = pkix.Name{Organization: []string{"minimesh"}}
@@ -129,7 +130,7 @@ func (ca *CA) sign(id Identity, tmpl *x509.Certificate) (*Cert, error) {
 	tmpl.NotAfter = notAfter
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
 	tmpl.BasicConstraintsValid = true
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), signer)
 	if err != nil {
 		return nil, fmt.Errorf("issue certificate for %s: %w", id.SPIFFEID(), err)
 	}
@@ -152,4 +153,26 @@ func (ca *CA) sign(id Identity, tmpl *x509.Certificate) (*Cert, error) {
 		Leaf:     leaf,
 		NotAfter: leaf.NotAfter,
 	}, nil
+}
+
+// newKey returns the serial number and key of a new certificate, and what
+// signs it: random ones, or with Options.Deterministic the ones every
+// replica derives for the period starting at start.
+func (ca *CA) newKey(id Identity, start time.Time) (*big.Int, *ecdsa.PrivateKey, crypto.Signer, error) {
+	if ca.seed != nil {
+		key, err := ca.derivedKey(id, start)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("derive key: %w", err)
+		}
+		return ca.derivedSerial(id, start), key, deterministicSigner{ca.signer}, nil
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("serial: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	return serial, key, ca.signer, nil
 }
