@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"strings"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -25,6 +27,10 @@ type Peer struct {
 	SPIFFEID string
 	// Address is the client's address, for logs.
 	Address string
+	// Token is the bearer token the client sent in its "authorization"
+	// metadata (a Kubernetes service-account token), "" when none. The
+	// xDS server does not check it: Hooks.Authorize does.
+	Token string
 }
 
 // peerOf reads the client identity of a stream.
@@ -33,7 +39,7 @@ func peerOf(ctx context.Context) Peer {
 	if !ok {
 		return Peer{}
 	}
-	out := Peer{Address: p.Addr.String()}
+	out := Peer{Address: p.Addr.String(), Token: bearerToken(ctx)}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(info.State.PeerCertificates) == 0 {
 		return out
@@ -44,6 +50,17 @@ func peerOf(ctx context.Context) Peer {
 		out.SPIFFEID = leaf.URIs[0].String()
 	}
 	return out
+}
+
+// bearerToken returns the token of an "authorization: Bearer ..." header.
+func bearerToken(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if scheme, token, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(token)
+		}
+	}
+	return ""
 }
 
 // VerifyFunc checks a client's certificate chain (leaf first) and returns
