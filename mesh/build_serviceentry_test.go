@@ -1,6 +1,10 @@
 package mesh
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
 
 func TestBuildServiceEntryErrors(t *testing.T) {
 	runBuildCases(t, []buildCase{
@@ -209,4 +213,81 @@ spec: {hosts: [legacy.example.com], resolution: STATIC, ports: [{number: 80, nam
 			added: []string{"Service legacy.example.com (default/legacy)", "Workload default/vm"},
 		},
 	})
+}
+
+func TestBuildServiceEntryAddressErrors(t *testing.T) {
+	runBuildCases(t, []buildCase{
+		{
+			name: "addresses that are neither IPs nor CIDR ranges",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: vip}
+spec:
+  hosts: [vip.example.com]
+  addresses: [10.96.0.10, db.example.com, "", 10.1.0.0/33]
+  resolution: DNS
+  ports: [{number: 5432, name: tcp-db, protocol: TCP}]
+`,
+			want: []string{
+				`error: test.yaml: ServiceEntry default/vip: spec.addresses[1]: "db.example.com" is neither an IP address nor a CIDR range (such as 10.0.0.0/16)`,
+				`error: test.yaml: ServiceEntry default/vip: spec.addresses[2]: "" is neither an IP address nor a CIDR range (such as 10.0.0.0/16)`,
+				`error: test.yaml: ServiceEntry default/vip: spec.addresses[3]: "10.1.0.0/33" is neither an IP address nor a CIDR range (such as 10.0.0.0/16)`,
+			},
+		},
+		{
+			name: "host bits and duplicates",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: vip}
+spec:
+  hosts: [vip.example.com]
+  addresses: [10.1.2.3/16, 10.1.0.0/16, 10.96.0.10]
+  resolution: DNS
+  ports: [{number: 5432, name: tcp-db, protocol: TCP}]
+`,
+			want: []string{
+				`warning: test.yaml: ServiceEntry default/vip: spec.addresses[0]: "10.1.2.3/16" has host bits set: it means the range 10.1.0.0/16`,
+				`warning: test.yaml: ServiceEntry default/vip: spec.addresses[1]: address "10.1.0.0/16" is listed twice`,
+			},
+			added: []string{"Service vip.example.com (default/vip)"},
+		},
+	})
+}
+
+// TestBuildServiceEntryAddresses checks that spec.addresses reaches every
+// host of the entry, in the order written, as canonical ranges.
+func TestBuildServiceEntryAddresses(t *testing.T) {
+	objs, diags, err := Decode("test.yaml", []byte(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db}
+spec:
+  hosts: [db.example.com, db-replica.example.com]
+  addresses: [240.0.0.5, "fd00::5", 10.8.0.0/16]
+  resolution: DNS
+  ports: [{number: 5432, name: tcp-db, protocol: TCP}]
+`), "default")
+	if err != nil || len(diags) != 0 {
+		t.Fatalf("Decode: %v %v", err, diags)
+	}
+	snap, more := Build(objs, Options{})
+	if len(more) != 0 {
+		t.Fatalf("Build: %v", more)
+	}
+	want := []string{"240.0.0.5", "fd00::5", "10.8.0.0/16"}
+	if len(snap.Services) != 2 {
+		t.Fatalf("got %d services, want 2", len(snap.Services))
+	}
+	for _, s := range snap.Services {
+		if diff := cmp.Diff(want, s.Addresses); diff != "" {
+			t.Errorf("%s: addresses (-want +got):\n%s", s.Hostname, diff)
+		}
+	}
+	// Each service owns its list: changing one must not change the other.
+	snap.Services[0].Addresses[0] = "changed"
+	if snap.Services[1].Addresses[0] != "240.0.0.5" {
+		t.Errorf("the services of one entry share their Addresses slice")
+	}
 }

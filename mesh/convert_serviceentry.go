@@ -3,6 +3,7 @@ package mesh
 import (
 	"cmp"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -20,6 +21,7 @@ func convertServiceEntry(ref Ref, se *networking.ServiceEntry, workloads []*Work
 		r.errorf("spec.workloadSelector", "set either endpoints or workloadSelector, not both")
 	}
 	endpoints := inlineEndpoints(se.GetEndpoints(), ports, resolution, r)
+	addresses := serviceAddresses(se.GetAddresses(), r)
 	if !r.ok() {
 		return nil
 	}
@@ -38,6 +40,7 @@ func convertServiceEntry(ref Ref, se *networking.ServiceEntry, workloads []*Work
 			// exactly as in Istio.
 			External:  se.GetLocation() == networking.ServiceEntry_MESH_EXTERNAL,
 			Endpoints: sortEndpoints(dnsEndpoints(host, endpoints, resolution, se), ports),
+			Addresses: slices.Clone(addresses),
 			Source:    ref,
 		})
 	}
@@ -71,6 +74,35 @@ func serviceEntryHosts(hosts []string, namespace, domainSuffix string, r *report
 			}
 			out = append(out, host)
 		}
+	}
+	return out
+}
+
+// serviceAddresses checks spec.addresses, the virtual IPs of the service:
+// each an IP address or a CIDR range ("10.96.0.10", "240.0.0.0/16"). A range
+// written with host bits set ("10.0.0.1/8") means the whole range, as in
+// Istio; it is kept in its canonical form ("10.0.0.0/8"), with a warning.
+// Duplicates are dropped with a warning.
+func serviceAddresses(addresses []string, r *report) []string {
+	var out []string
+	for i, addr := range addresses {
+		path := fieldPath("spec.addresses").index(i)
+		if !isIP(addr) {
+			prefix, err := netip.ParsePrefix(addr)
+			if err != nil {
+				r.errorf(path, "%q is neither an IP address nor a CIDR range (such as 10.0.0.0/16)", addr)
+				continue
+			}
+			if canonical := prefix.Masked().String(); canonical != addr {
+				r.warnf(path, "%q has host bits set: it means the range %s", addr, canonical)
+				addr = canonical
+			}
+		}
+		if slices.Contains(out, addr) {
+			r.warnf(path, "address %q is listed twice", addr)
+			continue
+		}
+		out = append(out, addr)
 	}
 	return out
 }

@@ -178,7 +178,6 @@ spec:
   endpoints: [{address: 10.0.0.1, locality: us-east1/a, network: n1}]
 `,
 			want: []string{
-				`warning: f.yaml: ServiceEntry default/se: spec.addresses: not supported by minimesh, ignored`,
 				`warning: f.yaml: ServiceEntry default/se: spec.endpoints[0].network: not supported by minimesh, ignored`,
 				`warning: f.yaml: ServiceEntry default/se: spec.endpoints[0].locality: not supported by minimesh, ignored`,
 				`warning: f.yaml: ServiceEntry default/se: spec.subjectAltNames: not supported by minimesh, ignored`,

@@ -50,6 +50,7 @@ var stringMatchFields = []string{"exact", "prefix", "regex"}
 var supportedFields = map[string][]string{
 	"ServiceEntry": {
 		"hosts",
+		"addresses",
 		"ports.number",
 		"ports.name",
 		"ports.protocol",

@@ -101,6 +101,13 @@ type Service struct {
 	// External is true for MESH_EXTERNAL services (no sidecar on the other side).
 	External  bool
 	Endpoints []*Endpoint // sorted by Address then port
+	// Addresses are the virtual IPs (or CIDR ranges) clients connect to for
+	// this service, as written in the ServiceEntry's spec.addresses; in
+	// Kubernetes, the Service's ClusterIP. Sidecars in transparent capture
+	// mode recognise the service's traffic by them: by the original
+	// destination address of TCP connections, and as Host values of HTTP
+	// requests. Explicit mode has no use for them. Empty when none is known.
+	Addresses []string
 	Source    Ref
 }
 

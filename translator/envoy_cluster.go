@@ -133,3 +133,15 @@ func useHTTP2Upstream(c *clusterv3.Cluster, http2 bool, pool *mesh.ConnectionPoo
 // httpProtocolOptionsKey is the extension name under which Envoy looks for a
 // cluster's upstream HTTP options.
 const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// OriginalDstCluster connects to the address the downstream connection was
+// originally sent to (before iptables redirected it): the cluster has no
+// endpoints of its own, and its load balancer must be CLUSTER_PROVIDED.
+func OriginalDstCluster(name string) *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
+		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+	}
+}

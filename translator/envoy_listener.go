@@ -7,6 +7,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 )
@@ -17,6 +19,7 @@ const (
 	tcpProxyFilterName = "envoy.filters.network.tcp_proxy"
 	routerFilterName   = "envoy.filters.http.router"
 	tlsInspectorName   = "envoy.filters.listener.tls_inspector"
+	originalDstName    = "envoy.filters.listener.original_dst"
 )
 
 // HTTPConnectionManager builds the HCM network filter. Exactly one of rds
@@ -99,4 +102,25 @@ func VirtualHost(name string, domains []string, routes ...*routev3.Route) *route
 // PrefixMatch matches every path starting with prefix ("/" matches all).
 func PrefixMatch(prefix string) *routev3.RouteMatch {
 	return &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: prefix}}
+}
+
+// tlsInspectorFilter detects TLS (and SNI, ALPN) on new connections, for
+// filter chains that match on the transport protocol.
+func tlsInspectorFilter() (*listenerv3.ListenerFilter, error) {
+	a, err := anyOf(&tlsinspectorv3.TlsInspector{})
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.ListenerFilter{Name: tlsInspectorName, ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: a}}, nil
+}
+
+// originalDstFilter restores the destination a connection had before
+// iptables redirected it, so that filter chains can match on it and
+// ORIGINAL_DST clusters can connect to it.
+func originalDstFilter() (*listenerv3.ListenerFilter, error) {
+	a, err := anyOf(&originaldstv3.OriginalDst{})
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.ListenerFilter{Name: originalDstName, ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: a}}, nil
 }

@@ -4,6 +4,12 @@ package translator
 // a fixed set of proxies and compared with testdata/out/<case>.<type>.yaml.
 // Run `go test ./translator -update` to rewrite the outputs, then review the
 // diff like code. Outputs no case produces any more are deleted.
+//
+// A case whose name starts with "transparent" is translated for Envoy
+// sidecars in transparent capture mode (node metadata INTERCEPTION_MODE:
+// REDIRECT, as an injected Kubernetes pod sends); every other case for
+// sidecars in explicit mode. Every proxy's resources must also pass the
+// cache's checks, the ones a snapshot passes before it is published.
 
 import (
 	"flag"
@@ -20,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"sigs.k8s.io/yaml"
 
+	"github.com/minimesh/minimesh/cache"
 	"github.com/minimesh/minimesh/mesh"
 )
 
@@ -38,10 +45,17 @@ var goldenTypes = map[string]string{
 // sidecar of each workload, an Envoy outside the mesh, a proxyless gRPC
 // client dialing every service by short and full name, and a gRPC server
 // for each workload port.
-func goldenProxies(snap *mesh.Snapshot) []Proxy {
+func goldenProxies(snap *mesh.Snapshot, capture CaptureMode) []Proxy {
+	// envoyMetadata is what an Envoy sidecar of the case puts in its node.
+	var envoyMetadata *structpb.Struct
+	if capture == CaptureTransparent {
+		envoyMetadata = &structpb.Struct{Fields: map[string]*structpb.Value{
+			NodeInterceptionModeKey: structpb.NewStringValue("REDIRECT"),
+		}}
+	}
 	var out []Proxy
 	for _, w := range snap.Workloads {
-		p := NewProxy(&corev3.Node{Id: w.ID(), UserAgentName: "envoy"}, snap, "default")
+		p := NewProxy(&corev3.Node{Id: w.ID(), UserAgentName: "envoy", Metadata: envoyMetadata}, snap, "default")
 		// Stand-ins for the certificates the CA would issue: the translator
 		// passes them through to SDS as they are.
 		p.Certificate = &Certificate{
@@ -51,7 +65,7 @@ func goldenProxies(snap *mesh.Snapshot) []Proxy {
 		p.TrustBundlePEM = []byte("mesh roots")
 		out = append(out, p)
 	}
-	out = append(out, NewProxy(&corev3.Node{Id: "client.default", UserAgentName: "envoy"}, snap, "default"))
+	out = append(out, NewProxy(&corev3.Node{Id: "client.default", UserAgentName: "envoy", Metadata: envoyMetadata}, snap, "default"))
 
 	grpcClient := NewProxy(&corev3.Node{Id: "grpc-client.default", UserAgentName: "gRPC Go",
 		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{"NAMESPACE": structpb.NewStringValue("default")}}}, snap, "default")
@@ -104,13 +118,20 @@ func TestGolden(t *testing.T) {
 					t.Fatalf("input has an error: %v", d)
 				}
 			}
+			capture := CaptureExplicit
+			if strings.HasPrefix(name, "transparent") {
+				capture = CaptureTransparent
+			}
 			outputs := map[string][]any{} // short type -> per-proxy docs
-			for _, p := range goldenProxies(snap) {
+			for _, p := range goldenProxies(snap, capture) {
 				res, err := Translate(snap, p, Options{TrustDomain: "cluster.local"})
 				if err != nil {
 					t.Fatalf("translate %s: %v", p.ID, err)
 				}
 				byType := res.ByType()
+				if err := cache.Check(byType); err != nil {
+					t.Errorf("proxy %s: the cache would refuse this snapshot: %v", p.ID, err)
+				}
 				for short, typeURL := range goldenTypes {
 					outputs[short] = append(outputs[short], proxyDoc(t, p, byType[typeURL]))
 				}
@@ -156,7 +177,11 @@ func proxyDoc(t *testing.T, p Proxy, resources []types.Resource) map[string]any 
 		}
 		list = append(list, v)
 	}
-	return map[string]any{"proxy": p.ID, "flavor": string(p.Flavor), "resources": list}
+	doc := map[string]any{"proxy": p.ID, "flavor": string(p.Flavor), "resources": list}
+	if p.Capture != CaptureExplicit {
+		doc["capture"] = p.Capture.String()
+	}
+	return doc
 }
 
 func compareGolden(t *testing.T, path string, got []byte) {

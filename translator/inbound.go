@@ -10,7 +10,6 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/minimesh/minimesh/mesh"
@@ -79,58 +78,90 @@ func (ix *index) addInbound(res *Resources, p Proxy) []error {
 // inboundListener builds the listener for one inbound port and the cluster
 // that reaches the application. HTTP ports get an HTTP connection manager
 // (so Envoy's HTTP stats and, later, policies apply); others a TCP proxy.
-//
-// The mTLS mode decides the filter chains: STRICT has one chain that
-// requires a client certificate from the mesh; DISABLE one plaintext chain;
-// PERMISSIVE both, told apart by the TLS inspector (transport protocol
-// "tls" or "raw_buffer"). Each chain has its own stat prefix, so Envoy's
-// stats show how much traffic still arrives in plaintext.
 func inboundListener(bind string, in inboundPort) (*listenerv3.Listener, *clusterv3.Cluster, error) {
-	clusterName := InboundClusterName(in.port)
-	c := StaticCluster(clusterName, clusterv3.Cluster_STATIC,
-		ClusterLoadAssignment(clusterName, LbEndpoint(appAddress, in.port, 0)))
-	if err := useHTTP2Upstream(c, in.protocol.IsHTTP2(), nil); err != nil {
+	c, err := inboundCluster(in)
+	if err != nil {
 		return nil, nil, err
 	}
-	l := &listenerv3.Listener{Name: ListenerName(bind, in.port), Address: SocketAddress(bind, in.port)}
-	if in.mode != mesh.MTLSStrict && in.mode != mesh.MTLSDisable && in.mode != mesh.MTLSPermissive {
-		in.mode = mesh.MTLSPermissive // no policy: Istio's default
+	chains, err := mtlsFilterChains(in.mode, func(mtls bool) (*listenerv3.FilterChain, error) {
+		return inboundChain(in, c.Name, mtls)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	if in.mode != mesh.MTLSDisable {
-		chain, err := inboundChain(in, clusterName, true)
+	l := &listenerv3.Listener{Name: ListenerName(bind, in.port), Address: SocketAddress(bind, in.port), FilterChains: chains}
+	if needsTLSInspector(chains) {
+		inspector, err := tlsInspectorFilter()
 		if err != nil {
 			return nil, nil, err
 		}
-		l.FilterChains = append(l.FilterChains, chain)
-	}
-	if in.mode != mesh.MTLSStrict {
-		chain, err := inboundChain(in, clusterName, false)
-		if err != nil {
-			return nil, nil, err
-		}
-		l.FilterChains = append(l.FilterChains, chain)
-	}
-	if in.mode == mesh.MTLSPermissive {
-		inspector, err := anyOf(&tlsinspectorv3.TlsInspector{})
-		if err != nil {
-			return nil, nil, err
-		}
-		l.ListenerFilters = []*listenerv3.ListenerFilter{{
-			Name:       tlsInspectorName,
-			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: inspector},
-		}}
-		l.FilterChains[0].FilterChainMatch = &listenerv3.FilterChainMatch{TransportProtocol: "tls"}
-		l.FilterChains[1].FilterChainMatch = &listenerv3.FilterChainMatch{TransportProtocol: "raw_buffer"}
+		l.ListenerFilters = []*listenerv3.ListenerFilter{inspector}
 	}
 	return l, c, nil
 }
 
+// inboundCluster reaches the application on 127.0.0.1, on the port the
+// traffic arrived for.
+func inboundCluster(in inboundPort) (*clusterv3.Cluster, error) {
+	name := InboundClusterName(in.port)
+	c := StaticCluster(name, clusterv3.Cluster_STATIC, ClusterLoadAssignment(name, LbEndpoint(appAddress, in.port, 0)))
+	if err := useHTTP2Upstream(c, in.protocol.IsHTTP2(), nil); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// mtlsFilterChains builds the filter chains that serve one port under an
+// mTLS mode, with chain building each (with mesh mTLS or in plaintext):
+// STRICT has one chain that requires a client certificate from the mesh;
+// DISABLE one plaintext chain; PERMISSIVE both, told apart by the TLS
+// inspector (transport protocol "tls" or "raw_buffer"). Each chain has its
+// own stat prefix, so Envoy's stats show how much traffic still arrives in
+// plaintext. No mode (or an unknown one) is PERMISSIVE, Istio's default.
+func mtlsFilterChains(mode mesh.MTLSMode, chain func(mtls bool) (*listenerv3.FilterChain, error)) ([]*listenerv3.FilterChain, error) {
+	if mode != mesh.MTLSStrict && mode != mesh.MTLSDisable {
+		mode = mesh.MTLSPermissive
+	}
+	var chains []*listenerv3.FilterChain
+	for _, mtls := range []bool{true, false} {
+		if (mtls && mode == mesh.MTLSDisable) || (!mtls && mode == mesh.MTLSStrict) {
+			continue
+		}
+		c, err := chain(mtls)
+		if err != nil {
+			return nil, err
+		}
+		if mode == mesh.MTLSPermissive {
+			c.FilterChainMatch = &listenerv3.FilterChainMatch{TransportProtocol: transportProtocol(mtls)}
+		}
+		chains = append(chains, c)
+	}
+	return chains, nil
+}
+
+// transportProtocol is what the TLS inspector reports for a connection
+// with or without TLS.
+func transportProtocol(tls bool) string {
+	if tls {
+		return "tls"
+	}
+	return "raw_buffer"
+}
+
+// needsTLSInspector reports whether any chain matches on the transport
+// protocol, which only the TLS inspector listener filter detects.
+func needsTLSInspector(chains []*listenerv3.FilterChain) bool {
+	for _, c := range chains {
+		if c.GetFilterChainMatch().GetTransportProtocol() != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // inboundChain is one inbound filter chain, with mesh mTLS or in plaintext.
 func inboundChain(in inboundPort, clusterName string, mtls bool) (*listenerv3.FilterChain, error) {
-	kind := "plaintext"
-	if mtls {
-		kind = "mtls"
-	}
+	kind := chainKind(mtls)
 	statPrefix := fmt.Sprintf("%s%d_%s", statPrefixInbound, in.port, kind)
 	var filter *listenerv3.Filter
 	var err error
@@ -154,7 +185,13 @@ func inboundChain(in inboundPort, clusterName string, mtls bool) (*listenerv3.Fi
 	if err != nil {
 		return nil, err
 	}
-	chain := &listenerv3.FilterChain{Name: InboundFilterChainName(in.port) + "|" + kind, Filters: []*listenerv3.Filter{filter}}
+	return filterChain(InboundFilterChainName(in.port)+"|"+kind, filter, mtls)
+}
+
+// filterChain is a chain of one network filter that, with mtls, first
+// terminates mesh mTLS (the client must show a mesh certificate).
+func filterChain(name string, filter *listenerv3.Filter, mtls bool) (*listenerv3.FilterChain, error) {
+	chain := &listenerv3.FilterChain{Name: name, Filters: []*listenerv3.Filter{filter}}
 	if mtls {
 		ts, err := TransportSocket(DownstreamMTLS(FlavorEnvoy))
 		if err != nil {
@@ -163,4 +200,12 @@ func inboundChain(in inboundPort, clusterName string, mtls bool) (*listenerv3.Fi
 		chain.TransportSocket = ts
 	}
 	return chain, nil
+}
+
+// chainKind names a chain's security in chain names and stat prefixes.
+func chainKind(mtls bool) string {
+	if mtls {
+		return "mtls"
+	}
+	return "plaintext"
 }

@@ -30,10 +30,14 @@ func NewIndex(snap *mesh.Snapshot, opts Options) Index {
 	ix := &index{
 		snap:        snap,
 		trustDomain: opts.TrustDomain,
-		memo:        memo{clusters: map[memoClusterKey]builtCluster{}, httpRoutes: map[string]builtRoutes{}},
-		services:    map[string]*mesh.Service{},
-		rules:       map[string]*mesh.DestinationRule{},
-		routes:      map[string]*mesh.VirtualService{},
+		memo: memo{
+			clusters:          map[memoClusterKey]builtCluster{},
+			httpRoutes:        map[string]builtRoutes{},
+			transparentRoutes: map[string]*routeSet{},
+		},
+		services: map[string]*mesh.Service{},
+		rules:    map[string]*mesh.DestinationRule{},
+		routes:   map[string]*mesh.VirtualService{},
 	}
 	ix.workloads = make(map[string]*mesh.Workload, len(snap.Workloads))
 	for _, w := range snap.Workloads {

@@ -25,6 +25,27 @@ type memo struct {
 	httpRoutes map[string]builtRoutes // Envoy route configuration "15001", by proxy namespace
 	listener   *listenerv3.Listener   // Envoy's outbound HTTP proxy listener
 	outbound   [2]*outboundSet        // every sidecar's outbound clusters, [identity]
+
+	// Transparent mode: the outbound listeners and passthrough clusters are
+	// the same for every transparent sidecar, the route configurations for
+	// every one of a namespace.
+	transparent       *transparentSet
+	transparentRoutes map[string]*routeSet // by proxy namespace
+}
+
+// transparentSet is what every transparent sidecar gets alike: the outbound
+// listeners and the passthrough clusters, each list sorted.
+type transparentSet struct {
+	listeners []*listenerv3.Listener
+	clusters  []*clusterv3.Cluster
+	errs      []error
+}
+
+// routeSet is a list of route configurations, sorted, and the problems met
+// building them.
+type routeSet struct {
+	rcs  []*routev3.RouteConfiguration
+	errs []error
 }
 
 // outboundSet is every outbound cluster of the mesh, for Envoy, sorted.
@@ -117,4 +138,40 @@ func (ix *index) sharedEnvoyOutbound(identity bool) *outboundSet {
 	ix.memo.outbound[slot] = out
 	ix.memo.mu.Unlock()
 	return out
+}
+
+// sharedTransparentOutbound returns the outbound listeners and the
+// passthrough clusters of transparent sidecars, built once. Callers must
+// not modify the slices.
+func (ix *index) sharedTransparentOutbound() *transparentSet {
+	ix.memo.mu.Lock()
+	set := ix.memo.transparent
+	ix.memo.mu.Unlock()
+	if set != nil {
+		return set
+	}
+	set = &transparentSet{clusters: passthroughClusters()}
+	set.listeners, set.errs = ix.transparentOutboundListeners()
+	ix.memo.mu.Lock()
+	ix.memo.transparent = set
+	ix.memo.mu.Unlock()
+	return set
+}
+
+// sharedTransparentRoutes returns the route configurations "<port>" of
+// transparent sidecars in namespace ns, built once per namespace. Callers
+// must not modify the slices.
+func (ix *index) sharedTransparentRoutes(ns string) *routeSet {
+	ix.memo.mu.Lock()
+	set := ix.memo.transparentRoutes[ns]
+	ix.memo.mu.Unlock()
+	if set != nil {
+		return set
+	}
+	set = &routeSet{}
+	set.rcs, set.errs = ix.transparentRouteConfigs(ns)
+	ix.memo.mu.Lock()
+	ix.memo.transparentRoutes[ns] = set
+	ix.memo.mu.Unlock()
+	return set
 }

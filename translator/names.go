@@ -84,6 +84,60 @@ const (
 	statPrefixInbound  = "inbound_"
 )
 
+// Transparent capture (iptables): the names Istio uses, so that
+// dashboards, runbooks and habits carry over.
+const (
+	// VirtualOutboundPort is where iptables redirects the application's
+	// outbound connections. The same port as explicit mode's HTTP proxy: a
+	// sidecar is in one mode or the other.
+	VirtualOutboundPort = OutboundHTTPProxyPort
+	// VirtualInboundPort is where iptables redirects the connections that
+	// arrive for the workload.
+	VirtualInboundPort = 15006
+
+	// VirtualOutboundListenerName is the listener on 0.0.0.0:15001 that
+	// receives every redirected outbound connection and hands it to the
+	// listener of its original destination (use_original_dst), or passes it
+	// through when there is none.
+	VirtualOutboundListenerName = "virtualOutbound"
+	// VirtualInboundListenerName is the listener on 0.0.0.0:15006 that
+	// receives every redirected inbound connection and picks a filter chain
+	// by its original destination port.
+	VirtualInboundListenerName = "virtualInbound"
+
+	// PassthroughClusterName is the cluster that sends outbound traffic to
+	// the address the application asked for (an ORIGINAL_DST cluster):
+	// destinations the mesh does not know pass through, as with Istio's
+	// outboundTrafficPolicy ALLOW_ANY.
+	PassthroughClusterName = "PassthroughCluster"
+	// InboundPassthroughClusterName is the cluster that hands inbound
+	// traffic for a port no service declares to the application, at the
+	// address the caller asked for.
+	InboundPassthroughClusterName = "InboundPassthroughCluster"
+
+	// AllowAnyVirtualHostName is the last virtual host of every outbound
+	// route configuration in transparent mode: it matches any Host ("*")
+	// and sends the request to PassthroughCluster.
+	AllowAnyVirtualHostName = "allow_any"
+
+	// InboundPassthroughFilterChainName is the filter chain of
+	// virtualInbound for ports that no service declares.
+	InboundPassthroughFilterChainName = "inbound-passthrough"
+
+	// inboundPassthroughSourceAddress is the source address of the
+	// connections InboundPassthroughCluster opens to the application, as in
+	// Istio: the iptables rules let traffic from 127.0.0.6 leave the
+	// loopback interface unredirected, which keeps it from looping back
+	// into the sidecar.
+	inboundPassthroughSourceAddress = "127.0.0.6"
+)
+
+// outboundStatPrefix is the stat prefix of an outbound listener in
+// transparent mode: "outbound_0.0.0.0_80", "outbound_10.96.0.20_5432".
+func outboundStatPrefix(listenerName string) string {
+	return "outbound_" + listenerName
+}
+
 // grpcServerListenerPrefix is what gRPC's server_listener_resource_name_template
 // puts before the listening address, "grpc/server?xds.resource.listening_address=".
 // minimesh's gRPC bootstraps use exactly this template.

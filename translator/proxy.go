@@ -14,17 +14,45 @@ import (
 type Flavor string
 
 const (
-	// FlavorEnvoy is an Envoy sidecar (explicit capture: HTTP proxy on 15001).
+	// FlavorEnvoy is an Envoy sidecar, in explicit or transparent capture
+	// mode (see CaptureMode).
 	FlavorEnvoy Flavor = "envoy"
 	// FlavorGRPC is a proxyless gRPC client or server (gRPC's own xDS client).
 	FlavorGRPC Flavor = "grpc"
 )
+
+// CaptureMode is how an Envoy sidecar receives its application's traffic.
+type CaptureMode int
+
+const (
+	// CaptureExplicit: nothing redirects traffic. The application sends
+	// outbound HTTP to Envoy as an HTTP proxy (127.0.0.1:15001), and Envoy
+	// listens on the workload's service ports for inbound traffic.
+	// Docker Compose and standalone fleets run this way; it is the default.
+	CaptureExplicit CaptureMode = iota
+	// CaptureTransparent: iptables redirects every outbound connection to
+	// 15001 and every inbound one to 15006, and Envoy recovers the original
+	// destination. Kubernetes pods with minimesh's init container run this
+	// way.
+	CaptureTransparent
+)
+
+// String names the mode as the golden files and logs show it.
+func (m CaptureMode) String() string {
+	if m == CaptureTransparent {
+		return "transparent"
+	}
+	return "explicit"
+}
 
 // Proxy is one xDS client as the translator sees it.
 type Proxy struct {
 	// ID is the node ID, "<workload>.<namespace>" by convention.
 	ID     string
 	Flavor Flavor
+	// Capture is how an Envoy sidecar receives traffic, from its node
+	// metadata INTERCEPTION_MODE. Always CaptureExplicit for gRPC.
+	Capture CaptureMode
 	// Namespace is the workload's namespace, or for a client outside the mesh
 	// the NAMESPACE in its node metadata ("default" when absent). Short host
 	// names resolve in this namespace.
@@ -64,6 +92,26 @@ func FlavorOf(node *corev3.Node) Flavor {
 // client in a namespace, as Istio's proxies do.
 const NodeNamespaceKey = "NAMESPACE"
 
+// NodeInterceptionModeKey is the node metadata field that says how traffic
+// reaches an Envoy sidecar, with Istio's key and values: "REDIRECT" or
+// "TPROXY" (iptables capture: transparent mode), "NONE" or absent (explicit
+// mode). Unlike labels, this is taken from the node: it describes the
+// proxy's own network setup, which the registry does not know, and a proxy
+// that lies about it only breaks its own traffic.
+const NodeInterceptionModeKey = "INTERCEPTION_MODE"
+
+// CaptureOf reads the capture mode from an Envoy node's metadata. TPROXY is
+// treated as REDIRECT: the listeners are the same, only the iptables rules
+// differ. Any other value means explicit mode, today's default.
+func CaptureOf(node *corev3.Node) CaptureMode {
+	switch strings.ToUpper(node.GetMetadata().GetFields()[NodeInterceptionModeKey].GetStringValue()) {
+	case "REDIRECT", "TPROXY":
+		return CaptureTransparent
+	default:
+		return CaptureExplicit
+	}
+}
+
 // NewProxy identifies the proxy behind an xDS node. Labels, service account
 // and address come from the registered workload, never from what the node
 // claims; only an unregistered node's metadata NAMESPACE is used.
@@ -79,6 +127,9 @@ func (ix *index) NewProxy(node *corev3.Node, defaultNamespace string) Proxy {
 
 func newProxy(node *corev3.Node, w *mesh.Workload, defaultNamespace string) Proxy {
 	p := Proxy{ID: node.GetId(), Flavor: FlavorOf(node)}
+	if p.Flavor == FlavorEnvoy {
+		p.Capture = CaptureOf(node)
+	}
 	if w != nil {
 		p.Workload = w
 		p.Namespace = w.Namespace

@@ -30,9 +30,11 @@ func (ix *index) Translate(p Proxy) (*Resources, error) {
 		res  *Resources
 		errs []error
 	)
-	switch p.Flavor {
-	case FlavorGRPC:
+	switch {
+	case p.Flavor == FlavorGRPC:
 		res, errs = ix.translateGRPC(p)
+	case p.Capture == CaptureTransparent:
+		res, errs = ix.translateTransparent(p)
 	default:
 		res, errs = ix.translateEnvoy(p)
 	}
