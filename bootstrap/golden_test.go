@@ -38,6 +38,18 @@ var goldenCases = []struct {
 	{"envoy-tls-ip-sotw.yaml", func() ([]byte, error) {
 		return EnvoyYAML(EnvoyOptions{NodeID: "web.shop", XDSAddress: "10.0.0.1:15012", XDSTLS: true, CertDir: "/var/run/minimesh"})
 	}},
+	{"envoy-kubernetes.yaml", func() ([]byte, error) {
+		return KubernetesEnvoyYAML(KubernetesOptions{})
+	}},
+	{"envoy-kubernetes-sotw.yaml", func() ([]byte, error) {
+		return KubernetesEnvoyYAML(KubernetesOptions{
+			XDSAddress:       "xds.mesh.svc.cluster.local:15012",
+			TokenExchangeURL: "https://xds.mesh.svc.cluster.local:15014/sts",
+			TokenPath:        "/var/run/tokens/xds",
+			RootCertPath:     "/etc/mesh/root.pem",
+			SotW:             true,
+		})
+	}},
 	{"grpc.json", func() ([]byte, error) {
 		return GRPC(GRPCOptions{NodeID: "greeter-client.default", XDSAddress: "minimesh:15010"})
 	}},

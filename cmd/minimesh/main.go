@@ -6,6 +6,8 @@
 //	minimesh bootstrap --node NAME.NS      print an Envoy (or --grpc) bootstrap
 //	minimesh check DIR                     validate a directory of Istio YAML
 //	minimesh proxy-status                  the sync state of every connected proxy
+//	minimesh inject -f FILE                add the Envoy sidecar to Kubernetes YAML
+//	minimesh init-iptables                 install the sidecar's iptables redirect
 //
 // This package is wiring only: flags, the logger, starting the pieces and
 // stopping them cleanly on SIGINT/SIGTERM.
@@ -34,6 +36,8 @@ Usage:
   minimesh certs issue --workload NAME.NAMESPACE --out DIR ...      write a workload's key and certificates
   minimesh check DIR                                                validate Istio YAML and exit
   minimesh proxy-status [NAME.NS] [--debug-address 127.0.0.1:15015] sync state of each connected proxy
+  minimesh inject -f FILE [-o OUT]                                  add the Envoy sidecar to Kubernetes YAML
+  minimesh init-iptables [--dry-run] ...                            install the sidecar's iptables redirect (init container)
 
 Run "minimesh COMMAND -h" for a command's flags.
 `
@@ -69,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCheck(args[1:], stdout)
 	case "proxy-status":
 		return runProxyStatus(ctx, args[1:], stdout)
+	case "inject":
+		return runInject(args[1:], os.Stdin, stdout)
+	case "init-iptables":
+		return runInitIPTables(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
