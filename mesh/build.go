@@ -37,8 +37,10 @@ func Build(objs []Object, opts Options) (*Snapshot, []Diagnostic) {
 		rootNamespace: cmp.Or(opts.RootNamespace, DefaultRootNamespace),
 	}
 	byKind := b.group(objs)
-	b.buildWorkloads(byKind["WorkloadEntry"])
-	b.buildServices(byKind["ServiceEntry"])
+	// Pods and Kubernetes Services come first: the platform's registry
+	// keeps its names when a ServiceEntry or WorkloadEntry claims them too.
+	b.buildWorkloads(slices.Concat(byKind["Pod"], byKind["WorkloadEntry"]))
+	b.buildServices(slices.Concat(byKind["Service"], byKind["ServiceEntry"]))
 	b.buildDestinationRules(byKind["DestinationRule"])
 	b.buildVirtualServices(byKind["VirtualService"])
 	b.buildPeerAuthentications(byKind["PeerAuthentication"])
@@ -108,7 +110,7 @@ func (b *builder) group(objs []Object) map[string][]Object {
 	byKind := map[string][]Object{}
 	for i, obj := range sorted {
 		r := newReport(obj.Ref, &b.diags)
-		newSpec, known := kinds[obj.Ref.Kind]
+		newSpec, known := kinds[specKind(obj.Ref.Kind)]
 		switch {
 		case !known:
 			r.errorf("kind", "kind %q is not one minimesh builds", obj.Ref.Kind)
@@ -138,14 +140,28 @@ func sameObject(a, b Ref) bool {
 	return a.Kind == b.Kind && a.Namespace == b.Namespace && a.Name == b.Name
 }
 
-// buildWorkloads converts the WorkloadEntries.
+// buildWorkloads converts the Pods and WorkloadEntries, and sorts the
+// workloads by namespace and name. A node ID names one workload: a second
+// object with the same namespace and name is left out.
 func (b *builder) buildWorkloads(objs []Object) {
+	byID := map[string]*Workload{}
 	for _, obj := range objs {
 		r := newReport(obj.Ref, &b.diags)
-		if w := convertWorkloadEntry(obj.Ref, obj.Spec.(*networking.WorkloadEntry), r); w != nil {
-			b.workloads = append(b.workloads, w)
+		w := convertWorkloadEntry(obj.Ref, obj.Spec.(*networking.WorkloadEntry), r)
+		if w == nil {
+			continue
 		}
+		if owner := byID[w.ID()]; owner != nil {
+			r.errorf("metadata.name", "workload %s is already %s (%s); a node ID names one workload",
+				w.ID(), objectName(owner.Source), owner.Source.Source)
+			continue
+		}
+		byID[w.ID()] = w
+		b.workloads = append(b.workloads, w)
 	}
+	slices.SortStableFunc(b.workloads, func(x, y *Workload) int {
+		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
+	})
 }
 
 // buildServices converts the ServiceEntries. A host declared twice belongs

@@ -17,8 +17,9 @@ import (
 // Object is one decoded Istio object.
 type Object struct {
 	// Ref names the object: Kind ("ServiceEntry", "WorkloadEntry",
-	// "VirtualService", "DestinationRule", "PeerAuthentication"),
-	// Namespace, Name and Source.
+	// "VirtualService", "DestinationRule", "PeerAuthentication"; or, from
+	// watcher/kube, "Service" with a ServiceEntry spec and "Pod" with a
+	// WorkloadEntry spec), Namespace, Name and Source.
 	Ref Ref
 	// Spec is the object's spec: *v1alpha3.ServiceEntry,
 	// *v1alpha3.WorkloadEntry, *v1alpha3.VirtualService or

@@ -49,7 +49,7 @@ type Watcher struct {
 	// what is new.
 	reported map[string]bool
 	// lastGood is the last version of each object that was served.
-	lastGood map[string]mesh.Object
+	lastGood mesh.LastGood
 }
 
 // fileState is the last good decoding of one file.
@@ -76,7 +76,7 @@ func New(cfg Config) *Watcher {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	return &Watcher{cfg: cfg, files: map[string]*fileState{}, reported: map[string]bool{}, lastGood: map[string]mesh.Object{}}
+	return &Watcher{cfg: cfg, files: map[string]*fileState{}, reported: map[string]bool{}}
 }
 
 // Load reads the whole directory and returns the mesh it describes, with
