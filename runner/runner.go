@@ -20,6 +20,7 @@ import (
 
 	"github.com/minimesh/minimesh/cache"
 	"github.com/minimesh/minimesh/certs"
+	"github.com/minimesh/minimesh/kubeauth"
 	"github.com/minimesh/minimesh/mesh"
 	"github.com/minimesh/minimesh/translator"
 )
@@ -33,20 +34,42 @@ type Runner struct {
 	ca                *certs.CA
 	store             *certs.Store
 	requireAuth       bool
+	tokens            TokenReviewer
 	identities        map[string]string // node ID -> SPIFFE ID it authenticated with
 
-	mu      sync.Mutex
-	mesh    *mesh.Snapshot
-	index   translator.Index
-	memo    *cache.Memo // hashes and validations of what index shares
-	proxies map[string]*proxy
-	stats   counters
+	// updating serializes mesh updates (the rebuilds they start run in
+	// parallel, without mu).
+	updating sync.Mutex
+
+	// mu guards what follows; it is held only briefly, never while a proxy
+	// is translated or published, so that proxies connect in parallel.
+	mu         sync.Mutex
+	mesh       *mesh.Snapshot
+	index      translator.Index
+	memo       *cache.Memo // hashes, validations and sets of what index shares
+	generation int64       // of index: a rebuild never publishes an older one
+	proxies    map[string]*proxy
+	stats      counters
 }
 
-// proxy is what the runner remembers of a connected node.
+// proxy is what the runner remembers of a connected node. Its mutex
+// serializes the rebuilds of this one proxy.
 type proxy struct {
-	node      *corev3.Node
-	listeners []string // LDS names (gRPC)
+	node *corev3.Node
+
+	mu         sync.Mutex
+	listeners  []string // LDS names (gRPC)
+	generation int64    // of the index last published from
+	gone       bool     // disconnected: publish nothing more
+}
+
+// buildState is what one rebuild translates from, read together under mu.
+type buildState struct {
+	index      translator.Index
+	memo       *cache.Memo
+	generation int64
+	// authenticated is the SPIFFE ID the proxy proved, if any.
+	authenticated string
 }
 
 // Stats counts what the runner did, for tests, logs and the demo.
@@ -69,6 +92,16 @@ type Options struct {
 	// KeepCertsDir keeps issued workload certificates across restarts, so
 	// that a restarted control plane serves the same ones; "": memory only.
 	KeepCertsDir string
+	// Tokens, when set, also accepts a proxy that shows no client
+	// certificate but a Kubernetes service-account token (bearer) whose
+	// service account is its pod's.
+	Tokens TokenReviewer
+}
+
+// TokenReviewer tells whom a service-account token belongs to
+// (kubeauth.Reviewer asks the API server).
+type TokenReviewer interface {
+	Review(ctx context.Context, token string) (kubeauth.Identity, error)
 }
 
 // New returns a runner serving an empty mesh until the first Update.
@@ -83,6 +116,7 @@ func New(c *cache.Cache, log *zap.Logger, o Options) *Runner {
 		identities:       map[string]string{},
 		ca:               o.CA,
 		requireAuth:      o.RequireAuthentication,
+		tokens:           o.Tokens,
 	}
 	if o.CA != nil {
 		r.store = certs.NewStore(o.CA)
@@ -99,14 +133,18 @@ func New(c *cache.Cache, log *zap.Logger, o Options) *Runner {
 // Update installs a new mesh snapshot and rebuilds every connected proxy.
 // Proxies whose resources did not change are not pushed anything.
 func (r *Runner) Update(ctx context.Context, snap *mesh.Snapshot) {
+	r.updating.Lock()
+	defer r.updating.Unlock()
+	index := translator.NewIndex(snap, r.translatorOptions)
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.mesh = snap
-	r.index = translator.NewIndex(snap, r.translatorOptions)
+	r.index = index
 	r.memo = cache.NewMemo()
+	r.generation++
+	r.mu.Unlock()
 	r.stats.updates.Add(1)
-	pushed := r.rebuildAll(ctx)
-	r.log.Info("mesh updated", zap.Int("services", len(snap.Services)), zap.Int("proxies", len(r.proxies)),
+	proxies, pushed := r.rebuildAll(ctx)
+	r.log.Info("mesh updated", zap.Int("services", len(snap.Services)), zap.Int("proxies", proxies),
 		zap.Int("pushed", pushed))
 }
 
@@ -118,13 +156,19 @@ type counters struct {
 
 // rebuildAll rebuilds every connected proxy, on as many goroutines as
 // there are CPUs (translation and hashing are independent per proxy; what
-// proxies share is built once, see translator/memo.go), and returns how
-// many proxies were pushed something. The caller holds r.mu.
-func (r *Runner) rebuildAll(ctx context.Context) int {
+// proxies share is built once, see translator/memo.go and cache.Memo), and
+// returns how many proxies it rebuilt and how many were pushed something.
+func (r *Runner) rebuildAll(ctx context.Context) (rebuilt, pushedTo int) {
+	r.mu.Lock()
+	all := make([]*proxy, 0, len(r.proxies))
+	for _, p := range r.proxies {
+		all = append(all, p)
+	}
+	r.mu.Unlock()
 	proxies := make(chan *proxy)
 	var pushed atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < max(1, min(runtime.GOMAXPROCS(0), len(r.proxies))); w++ {
+	for w := 0; w < max(1, min(runtime.GOMAXPROCS(0), len(all))); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -135,12 +179,12 @@ func (r *Runner) rebuildAll(ctx context.Context) int {
 			}
 		}()
 	}
-	for _, p := range r.proxies {
+	for _, p := range all {
 		proxies <- p
 	}
 	close(proxies)
 	wg.Wait()
-	return int(pushed.Load())
+	return len(all), int(pushed.Load())
 }
 
 // Stats returns a copy of the counters.
@@ -154,11 +198,12 @@ func (r *Runner) Stats() Stats {
 
 // Connect builds and publishes the first snapshot of a node (xds.Hooks).
 func (r *Runner) Connect(node *corev3.Node) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	p := &proxy{node: node}
+	r.mu.Lock()
 	r.proxies[node.GetId()] = p
-	if px := r.index.NewProxy(node, r.defaultNamespace); px.Flavor == translator.FlavorGRPC &&
+	px := r.index.NewProxy(node, r.defaultNamespace)
+	r.mu.Unlock()
+	if px.Flavor == translator.FlavorGRPC &&
 		px.Workload != nil && px.Workload.Labels[translator.TLSModeLabel] == "istio" {
 		r.log.Warn("a proxyless gRPC workload is labeled as having a sidecar (security.istio.io/tlsMode: istio): "+
 			"under PERMISSIVE, clients will send it mTLS, which a proxyless server accepts only under STRICT",
@@ -176,12 +221,14 @@ func (r *Runner) Connect(node *corev3.Node) error {
 // Listeners rebuilds a node whose LDS subscription changed (xds.Hooks).
 func (r *Runner) Listeners(node *corev3.Node, names []string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	p := r.proxies[node.GetId()]
+	r.mu.Unlock()
 	if p == nil {
 		return
 	}
+	p.mu.Lock()
 	p.listeners = names
+	p.mu.Unlock()
 	_, _ = r.rebuild(context.Background(), p)
 }
 
@@ -189,26 +236,51 @@ func (r *Runner) Listeners(node *corev3.Node, names []string) {
 func (r *Runner) Disconnect(nodeID string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	p := r.proxies[nodeID]
 	delete(r.proxies, nodeID)
 	delete(r.identities, nodeID)
+	if p != nil {
+		// Wait for a rebuild in flight, and stop any later one, so that
+		// nothing is published for the node after it is forgotten.
+		// (Rebuilds never take r.mu while holding p.mu.)
+		p.mu.Lock()
+		p.gone = true
+		p.mu.Unlock()
+	}
 	r.cache.Forget(nodeID)
 }
 
+// state returns what a rebuild of a node translates from.
+func (r *Runner) state(nodeID string) buildState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return buildState{index: r.index, memo: r.memo, generation: r.generation, authenticated: r.identities[nodeID]}
+}
+
 // rebuild translates, checks and publishes one proxy's snapshot. On any
-// error the proxy keeps what it has.
+// error the proxy keeps what it has. Rebuilds of one proxy are serialized,
+// and one that would publish from an older mesh snapshot than the last
+// published does nothing (a connect that raced a mesh update).
 func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error) {
-	px := r.index.NewProxy(p.node, r.defaultNamespace)
+	st := r.state(p.node.GetId())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone || st.generation < p.generation {
+		return false, nil
+	}
+	p.generation = st.generation
+	px := st.index.NewProxy(p.node, r.defaultNamespace)
 	px.ListenerNames = p.listeners
-	if err := r.addCertificate(&px); err != nil {
+	if err := r.addCertificate(&px, st.authenticated); err != nil {
 		r.stats.translateErrors.Add(1)
 		r.log.Error("cannot issue the workload certificate; the proxy keeps its last good configuration",
 			zap.String("proxy", px.ID), zap.Error(err))
 		return false, err
 	}
-	res, err := r.index.Translate(px)
+	res, err := st.index.Translate(px)
 	if err == nil {
 		var snap *cache.Snapshot
-		snap, err = cache.NewSnapshotMemo(res.ByType(), r.memo)
+		snap, err = cache.NewSnapshotShared(res.ByType(), sharedRuns(res), st.memo)
 		if err == nil {
 			var types []string
 			types, err = r.cache.Publish(ctx, px.ID, snap)
@@ -225,4 +297,33 @@ func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error
 	r.log.Error("configuration for proxy refused; it keeps its last good configuration",
 		zap.String("proxy", px.ID), zap.Error(err))
 	return false, err
+}
+
+// Versions returns the version of each resource type in the snapshot
+// published for a proxy (type URL -> version), nil if it has none.
+func (r *Runner) Versions(nodeID string) map[string]string {
+	if s := r.cache.Get(nodeID); s != nil {
+		return s.Versions()
+	}
+	return nil
+}
+
+// sharedRuns passes the translator's marks of shared runs to the cache.
+func sharedRuns(res *translator.Resources) map[string][]cache.Run {
+	var out map[string][]cache.Run
+	for _, t := range cache.Types {
+		runs := res.SharedRuns(t)
+		if len(runs) == 0 {
+			continue
+		}
+		if out == nil {
+			out = make(map[string][]cache.Run, len(cache.Types))
+		}
+		list := make([]cache.Run, len(runs))
+		for i, run := range runs {
+			list[i] = cache.Run{Key: run.Key, Start: run.Start, End: run.End}
+		}
+		out[t] = list
+	}
+	return out
 }

@@ -1,7 +1,9 @@
 package runner
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +45,15 @@ type Config struct {
 	// host proxies use to reach it); "localhost" and the host name are
 	// always included.
 	XDSNames []string
+	// Kubernetes, when set, reads the mesh from a cluster instead of
+	// ConfigDir, keeps the CA in a Secret shared by replicas (CADir is
+	// not used), and accepts service-account tokens from proxies.
+	Kubernetes *KubernetesConfig
+}
+
+// source is where meshes come from: a directory or a cluster.
+type source interface {
+	Run(ctx context.Context, publish func(*mesh.Snapshot)) error
 }
 
 // ControlPlane is a running `minimesh serve`: file watcher -> translator ->
@@ -66,37 +77,31 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	if cfg.DefaultNamespace == "" {
 		cfg.DefaultNamespace = "default"
 	}
-	w := file.New(file.Config{
-		Dir: cfg.ConfigDir, DefaultNamespace: cfg.DefaultNamespace, DomainSuffix: cfg.DomainSuffix,
-		RootNamespace: cfg.RootNamespace,
-		HoldOff:       cfg.HoldOff, MaxDelay: cfg.MaxDelay, Log: cfg.Log.Named("watcher"),
-	})
-	if _, _, err := w.Load(); err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	src, ca, kubeSrc, err := openSource(ctx, &cfg)
+	if err != nil {
+		cancel()
 		return nil, err
 	}
-	var ca *certs.CA
-	if cfg.CADir != "" {
-		var err error
-		ca, err = certs.LoadOrCreate(certs.Options{Dir: cfg.CADir, TrustDomain: cfg.TrustDomain, CertLifetime: cfg.CertLifetime})
-		if err != nil {
-			return nil, err
-		}
-		cfg.Log.Info("certificate authority ready", zap.String("dir", cfg.CADir), zap.String("trust_domain", ca.TrustDomain()),
-			zap.Bool("generated_root", ca.Generated()))
-	}
 	if !cfg.InsecureXDS && ca == nil {
+		cancel()
 		return nil, errors.New("xDS over TLS needs a CA (--ca-dir); or pass --insecure-xds for plaintext")
 	}
 
 	lis, err := net.Listen("tcp", cfg.XDSAddress)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("xds address %s: %w", cfg.XDSAddress, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	c := cache.New(zapLogger{cfg.Log.Named("cache").Sugar()})
 	opts := Options{DefaultNamespace: cfg.DefaultNamespace, CA: ca, RequireAuthentication: !cfg.InsecureXDS}
-	if cfg.CADir != "" {
+	if cfg.CADir != "" && kubeSrc == nil {
 		opts.KeepCertsDir = filepath.Join(cfg.CADir, "issued")
+	}
+	xdsNames := cfg.XDSNames
+	if kubeSrc != nil {
+		opts.Tokens = kubeSrc.tokens
+		xdsNames = append(xdsNames, kubeSrc.serviceNames(cmp.Or(cfg.DomainSuffix, mesh.DefaultDomainSuffix))...)
 	}
 	r := New(c, cfg.Log.Named("runner"), opts)
 	xo := xds.Options{Secrets: []string{translator.SecretWorkloadCert, translator.SecretRootCA}}
@@ -104,7 +109,19 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		cfg.Log.Warn("xDS is served in plaintext (--insecure-xds): nothing is authenticated, and any client " +
 			"that can reach the xDS port can obtain any workload's certificate and key. Use only on a trusted machine.")
 	} else {
-		xo.TLS, err = serverTLS(ca, lis.Addr(), cfg.XDSNames)
+		xo.TLS, err = serverTLS(ca, lis.Addr(), xdsNames, kubeSrc != nil)
+		if err != nil {
+			cancel()
+			lis.Close()
+			return nil, err
+		}
+	}
+	if kubeSrc != nil {
+		httpsTLS, err := serverTLS(ca, lis.Addr(), xdsNames, true)
+		if err == nil {
+			httpsTLS.ClientAuth, httpsTLS.VerifyPeerCertificate = tls.NoClientCert, nil
+			err = kubeSrc.serveHTTPS(ctx, httpsTLS, cfg.Log)
+		}
 		if err != nil {
 			cancel()
 			lis.Close()
@@ -121,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 
 	first := make(chan struct{})
 	go func() {
-		err := w.Run(ctx, func(s *mesh.Snapshot) {
+		err := src.Run(ctx, func(s *mesh.Snapshot) {
 			applied := srv.Tracker.ConfigChange()
 			r.Update(ctx, s)
 			applied()
@@ -140,12 +157,42 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	case err := <-cp.done:
 		cancel()
 		lis.Close()
-		return nil, errors.Join(errors.New("file watcher stopped"), err)
+		return nil, errors.Join(errors.New("mesh source stopped"), err)
 	}
 	go func() { cp.done <- srv.Serve(lis) }()
 	cfg.Log.Info("serving xDS", zap.String("address", lis.Addr().String()), zap.String("config_dir", cfg.ConfigDir),
-		zap.Bool("tls", !cfg.InsecureXDS))
+		zap.Bool("kubernetes", kubeSrc != nil), zap.Bool("tls", !cfg.InsecureXDS))
 	return cp, nil
+}
+
+// openSource opens the mesh source and the CA: a watched directory with a
+// CA directory, or a cluster with the CA in a Secret.
+func openSource(ctx context.Context, cfg *Config) (source, *certs.CA, *kubeSource, error) {
+	if cfg.Kubernetes != nil {
+		k, err := startKubernetes(ctx, *cfg)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return k, k.ca, k, nil
+	}
+	w := file.New(file.Config{
+		Dir: cfg.ConfigDir, DefaultNamespace: cfg.DefaultNamespace, DomainSuffix: cfg.DomainSuffix,
+		RootNamespace: cfg.RootNamespace,
+		HoldOff:       cfg.HoldOff, MaxDelay: cfg.MaxDelay, Log: cfg.Log.Named("watcher"),
+	})
+	if _, _, err := w.Load(); err != nil {
+		return nil, nil, nil, err
+	}
+	if cfg.CADir == "" {
+		return w, nil, nil, nil
+	}
+	ca, err := certs.LoadOrCreate(certs.Options{Dir: cfg.CADir, TrustDomain: cfg.TrustDomain, CertLifetime: cfg.CertLifetime})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg.Log.Info("certificate authority ready", zap.String("dir", cfg.CADir), zap.String("trust_domain", ca.TrustDomain()),
+		zap.Bool("generated_root", ca.Generated()))
+	return w, ca, nil, nil
 }
 
 // Stop stops serving and watching.

@@ -17,7 +17,11 @@ import (
 // (re-issued before it expires), and a client certificate from the same CA
 // required of every proxy, whose SPIFFE ID the xDS server then checks
 // against the node the proxy claims to be.
-func serverTLS(ca *certs.CA, addr net.Addr, names []string) (*tls.Config, error) {
+//
+// With tokens (Kubernetes), a client certificate is optional: a proxy
+// without one must then show a service-account token, which Authorize
+// checks.
+func serverTLS(ca *certs.CA, addr net.Addr, names []string, tokens bool) (*tls.Config, error) {
 	dns := append([]string{"localhost"}, names...)
 	if host, err := os.Hostname(); err == nil && host != "" {
 		dns = append(dns, host)
@@ -30,6 +34,10 @@ func serverTLS(ca *certs.CA, addr net.Addr, names []string) (*tls.Config, error)
 	if _, err := sc.get(); err != nil {
 		return nil, fmt.Errorf("xDS server certificate: %w", err)
 	}
+	clientAuth := tls.RequireAnyClientCert
+	if tokens {
+		clientAuth = tls.RequestClientCert
+	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -37,9 +45,12 @@ func serverTLS(ca *certs.CA, addr net.Addr, names []string) (*tls.Config, error)
 		},
 		// Verification is ours (not Go's RequireAndVerifyClientCert) so that
 		// a refusal says why: foreign CA, expired, no SPIFFE ID.
-		ClientAuth: tls.RequireAnyClientCert,
+		ClientAuth: clientAuth,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 {
+				if tokens {
+					return nil // Authorize wants a token instead
+				}
 				return errors.New("no client certificate")
 			}
 			chain := make([]*x509.Certificate, 0, len(raw))

@@ -19,7 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/minimesh/minimesh/inject"
 	"github.com/minimesh/minimesh/runner"
+	"github.com/minimesh/minimesh/watcher/kube"
 )
 
 // runServe implements `minimesh serve`.
@@ -42,12 +44,25 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		metricsAddr = fs.String("metrics-address", "127.0.0.1:15014", "address of the Prometheus /metrics endpoint (empty: off)")
 		debugAddr   = fs.String("debug-address", "127.0.0.1:15015", "address of the debug endpoints /debug/syncz, /debug/config_dump, /debug/pprof/ (empty: off; keep it on loopback)")
 		level       = fs.String("log-level", "info", "debug, info, warn or error")
+		healthAddr  = fs.String("health-address", "", "address of /healthz and /readyz for probes (empty: off; Kubernetes: 0.0.0.0:15021)")
+
+		kubernetesMode = fs.Bool("kubernetes", false, "read the mesh from a Kubernetes cluster (Services, EndpointSlices, Pods, Istio kinds) instead of --config-dir; the CA lives in a Secret shared by replicas")
+		kubeconfig     = fs.String("kubeconfig", "", "kubeconfig file for --kubernetes (empty: in-cluster configuration)")
+		nsFilter       = fs.String("namespace-filter", "", "comma-separated namespaces to watch with --kubernetes (empty: all); include the root namespace")
+		caSecret       = fs.String("ca-secret", runner.DefaultCASecret, "Secret (in minimesh's namespace, $POD_NAMESPACE) holding the CA with --kubernetes; created by the leader if missing")
+		stsAddr        = fs.String("sts-address", "", "address of the token exchange (STS) that injected sidecars call with --kubernetes (https; e.g. 0.0.0.0:15014, where injected sidecars call it)")
+		webhookAddr    = fs.String("webhook-address", "", "address of the sidecar injection webhook with --kubernetes (https; e.g. 0.0.0.0:15017)")
+		proxyImage     = fs.String("proxy-image", "", "Envoy image the webhook injects (default "+inject.DefaultProxyImage+")")
+		initImage      = fs.String("init-image", "", "minimesh image of the injected init container (default "+inject.DefaultInitImage+")")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *dir == "" {
-		return errors.New("serve: --config-dir is required")
+	switch {
+	case *dir == "" && !*kubernetesMode:
+		return errors.New("serve: --config-dir (a directory of Istio YAML) or --kubernetes is required")
+	case *dir != "" && *kubernetesMode:
+		return errors.New("serve: --config-dir and --kubernetes exclude each other: the mesh comes from one source")
 	}
 	log, err := newLogger(*level, stderr)
 	if err != nil {
@@ -55,19 +70,36 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer log.Sync() //nolint:errcheck // nothing useful to do on failure
 
+	var kubeCfg *runner.KubernetesConfig
+	if *kubernetesMode {
+		rc, err := kube.RESTConfig(*kubeconfig)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		kubeCfg = &runner.KubernetesConfig{
+			RESTConfig: rc, Namespaces: splitList(*nsFilter),
+			Namespace: os.Getenv("POD_NAMESPACE"), PodName: os.Getenv("POD_NAME"),
+			CASecret: *caSecret, STSAddress: *stsAddr, WebhookAddress: *webhookAddr,
+			Inject: inject.Config{ProxyImage: *proxyImage, InitImage: *initImage},
+		}
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cp, err := runner.Start(ctx, runner.Config{
 		ConfigDir: *dir, XDSAddress: *xdsAddr, DefaultNamespace: *ns, DomainSuffix: *suffix,
 		HoldOff: *holdOff, MaxDelay: *maxDelay, Registry: reg, Log: log,
 		RootNamespace: *rootNS, CADir: *caDir, TrustDomain: *trustDomain, CertLifetime: *lifetime,
-		InsecureXDS: *insecureXDS, XDSNames: splitList(*xdsNames),
+		InsecureXDS: *insecureXDS, XDSNames: splitList(*xdsNames), Kubernetes: kubeCfg,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if *metricsAddr != "" {
 		go serveMetrics(*metricsAddr, reg, log)
+	}
+	if *healthAddr != "" {
+		go serveHealth(*healthAddr, log)
 	}
 	if *debugAddr != "" {
 		stopDebug, err := serveDebug(*debugAddr, cp.DebugHandler(), log)
@@ -101,6 +133,21 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) {
 	log.Info("serving metrics", zap.String("address", addr))
 	if err := srv.ListenAndServe(); err != nil {
 		log.Error("metrics server stopped", zap.Error(err))
+	}
+}
+
+// serveHealth answers probes: /healthz (the process is up) and /readyz
+// (the first mesh is loaded and xDS is served, which is true once serve
+// starts this).
+func serveHealth(addr string, log *zap.Logger) {
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }
+	mux.HandleFunc("/healthz", ok)
+	mux.HandleFunc("/readyz", ok)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("serving health probes", zap.String("address", addr))
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("health server stopped", zap.Error(err))
 	}
 }
 
