@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,10 +72,13 @@ type Config struct {
 
 // Replica is one minimesh replica's part in the shared CA.
 type Replica struct {
-	cfg    Config
-	leader chan struct{} // closed when this replica leads
+	cfg       Config
+	leader    chan struct{} // closed when this replica first leads
+	firstLead sync.Once
 	// created is set when this replica created the CA secret.
 	created atomic.Bool
+	// leading is true while this replica holds the Lease.
+	leading atomic.Bool
 }
 
 // Start joins the leader election and returns once the CA Secret exists
@@ -102,13 +106,17 @@ func Start(ctx context.Context, cfg Config) (*certs.CA, *Replica, error) {
 		Name:            LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
+				r.leading.Store(true)
 				cfg.Log.Info("leading: this replica creates the CA secret if missing", zap.String("identity", cfg.Identity))
 				if err := r.createSecretIfMissing(ctx); err != nil {
 					cfg.Log.Error("cannot create the CA secret", zap.Error(err))
 				}
-				close(r.leader)
+				r.firstLead.Do(func() { close(r.leader) })
 			},
-			OnStoppedLeading: func() { cfg.Log.Info("no longer leading", zap.String("identity", cfg.Identity)) },
+			OnStoppedLeading: func() {
+				r.leading.Store(false)
+				cfg.Log.Info("no longer leading", zap.String("identity", cfg.Identity))
+			},
 			OnNewLeader: func(id string) {
 				if id != cfg.Identity {
 					cfg.Log.Info("leader elected", zap.String("leader", id))
@@ -134,6 +142,9 @@ func Start(ctx context.Context, cfg Config) (*certs.CA, *Replica, error) {
 
 // CreatedSecret reports whether this replica created the CA secret.
 func (r *Replica) CreatedSecret() bool { return r.created.Load() }
+
+// IsLeader reports whether this replica holds the Lease now.
+func (r *Replica) IsLeader() bool { return r.leading.Load() }
 
 // Leading is closed once this replica has become the leader.
 func (r *Replica) Leading() <-chan struct{} { return r.leader }

@@ -109,6 +109,7 @@ func startKubernetes(ctx context.Context, cfg Config) (*kubeSource, error) {
 		RESTConfig: k.RESTConfig, Namespaces: k.Namespaces, DomainSuffix: cfg.DomainSuffix,
 		RootNamespace: cfg.RootNamespace, HoldOff: cfg.HoldOff, MaxDelay: cfg.MaxDelay,
 		Log: cfg.Log.Named("watcher"), Registry: cfg.Registry,
+		WritesStatus: replica.IsLeader,
 	})
 	if err != nil {
 		return nil, err

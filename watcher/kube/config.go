@@ -26,6 +26,10 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Component names minimesh in the Events it writes ("minimesh" if empty).
 	Component string
+	// WritesStatus, when set, says whether this replica writes Events and
+	// status conditions now (the leader does; the others only count and
+	// log). nil: always.
+	WritesStatus func() bool
 }
 
 // withDefaults returns cfg with its empty fields filled in.

@@ -50,9 +50,11 @@ type statusReporter struct {
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
 	errors      *prometheus.CounterVec
-	// reported are the errors already reported, by object UID, generation
-	// and message.
-	reported map[string]bool
+	// reported are the errors already counted, and evented those already
+	// written as Events, by object UID, generation and message.
+	reported, evented map[string]bool
+	// writes says whether this replica writes Events and status; nil: yes.
+	writes func() bool
 	// noStatus are the kinds whose status cannot be written (no status
 	// subresource, or not allowed), each logged once.
 	noStatus map[string]bool
@@ -83,6 +85,8 @@ func newStatusReporter(cfg Config, kc kubernetes.Interface, ic istioclient.Inter
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: cfg.Component}),
 		errors:      errs,
 		reported:    map[string]bool{},
+		evented:     map[string]bool{},
+		writes:      cfg.WritesStatus,
 		noStatus:    map[string]bool{},
 	}, nil
 }
@@ -97,7 +101,12 @@ func (r *statusReporter) stop() { r.broadcaster.Shutdown() }
 
 // report reports the new errors in diags, and brings the status condition
 // of every Istio object up to date.
+//
+// Every replica counts errors; only the one Config.WritesStatus allows
+// (the leader) writes Events and conditions, so that several replicas do
+// not repeat each Event.
 func (r *statusReporter) report(ctx context.Context, diags []mesh.Diagnostic, origins map[string]origin) {
+	writes := r.writes == nil || r.writes()
 	errs := errorsByObject(diags)
 	current := map[string]bool{}
 	for _, name := range sortedKeys(errs) {
@@ -108,14 +117,19 @@ func (r *statusReporter) report(ctx context.Context, diags []mesh.Diagnostic, or
 		for _, d := range errs[name] {
 			key := fmt.Sprintf("%s/%d/%s", o.ref.UID, o.generation, d.Error())
 			current[key] = true
-			if r.reported[key] {
-				continue
+			if !r.reported[key] {
+				r.errors.WithLabelValues(o.ref.Kind).Inc()
 			}
-			r.recorder.Event(&o.ref, corev1.EventTypeWarning, eventReason, eventMessage(d))
-			r.errors.WithLabelValues(o.ref.Kind).Inc()
+			if writes && !r.evented[key] {
+				r.recorder.Event(&o.ref, corev1.EventTypeWarning, eventReason, eventMessage(d))
+			}
 		}
 	}
 	r.reported = current
+	if !writes {
+		return // another replica writes Events and status
+	}
+	r.evented = current
 	for _, name := range sortedKeys(origins) {
 		if o := origins[name]; o.istio != nil {
 			r.updateCondition(ctx, o, errs[name])
