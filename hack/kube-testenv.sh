@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the Kubernetes integration tests (watcher/kube, e2e/kube)
-# need: etcd (Debian's etcd-server) and kube-apiserver v1.37.2, built from
-# the Go module proxy. The binary is cached; a second run takes a second.
+# Installs what the Kubernetes integration tests (watcher/kube, e2e, kubeca,
+# kubeauth, inject, examples/kubernetes) need: etcd (Debian's etcd-server),
+# kube-apiserver v1.37.2 built from the Go module proxy, and iptables for the
+# init container's rules. The binary is cached; a second run takes a second.
 #
 #   bash hack/kube-testenv.sh        # prints the directory to export
 #   export MINIMESH_KUBE_ASSETS=$(bash hack/kube-testenv.sh | tail -1)
@@ -70,11 +71,13 @@ GO
   mv "$ASSETS/kube-apiserver.tmp" "$ASSETS/kube-apiserver"
 fi
 
-# openssl signs the API server's service-account tokens in tests.
-if ! command -v openssl >/dev/null 2>&1; then
-  log "installing openssl from Debian"
+# iptables and iproute2: the init container's rules are tested for real in a
+# network namespace of the test's own (inject/iptables).
+if ! command -v iptables-restore >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
+  log "installing iptables and iproute2 from Debian"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl >/dev/null
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iptables iproute2 >/dev/null
 fi
 
 "$ASSETS/kube-apiserver" --version >&2
