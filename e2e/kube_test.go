@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
@@ -134,6 +135,35 @@ func TestKubernetesReplicas(t *testing.T) {
 		t.Errorf("config problems: %v", p)
 	}
 
+	// A pod turning not-ready in its EndpointSlice leaves EDS.
+	v2Cluster := "outbound|80|v2|my-app.demo.svc.cluster.local"
+	if got := claAddresses(e2, v2Cluster); !slices.Equal(got, []string{"10.1.0.2"}) {
+		t.Fatalf("%s before: %v, want [10.1.0.2]", v2Cluster, got)
+	}
+	slice, err := client.DiscoveryV1().EndpointSlices("demo").Get(ctx, "my-app-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range slice.Endpoints {
+		if slice.Endpoints[i].Addresses[0] == "10.1.0.2" {
+			slice.Endpoints[i].Conditions.Ready = ptr.To(false)
+		}
+	}
+	changed := time.Now()
+	if _, err := client.DiscoveryV1().EndpointSlices("demo").Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for len(claAddresses(e2, v2Cluster)) != 0 {
+		if time.Since(changed) > 10*time.Second {
+			t.Fatalf("the not-ready endpoint is still in %s: %v", v2Cluster, claAddresses(e2, v2Cluster))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("not-ready endpoint left EDS %v after the EndpointSlice update", time.Since(changed).Round(time.Millisecond))
+	if got := claAddresses(e2, "outbound|80|v1|my-app.demo.svc.cluster.local"); !slices.Equal(got, []string{"10.1.0.1"}) {
+		t.Errorf("v1 endpoints changed too: %v", got)
+	}
+
 	// The leader published the root where injected sidecars mount it.
 	cm, err := client.CoreV1().ConfigMaps("demo").Get(ctx, kubeca.RootCertConfigMap, metav1.GetOptions{})
 	if err != nil || cm.Data[kubeca.RootCertKey] == "" {
@@ -217,6 +247,18 @@ func splitOf(rc *routev3.RouteConfiguration, host string) string {
 		return strings.Join(parts, "/")
 	}
 	return "no virtual host for " + host
+}
+
+// claAddresses returns the endpoint addresses a proxy holds for a cluster.
+func claAddresses(e *envoysim.Envoy, cluster string) []string {
+	cla, _ := e.Resource(resourcev3.EndpointType, cluster).(*endpointv3.ClusterLoadAssignment)
+	var out []string
+	for _, l := range cla.GetEndpoints() {
+		for _, ep := range l.GetLbEndpoints() {
+			out = append(out, ep.GetEndpoint().GetAddress().GetSocketAddress().GetAddress())
+		}
+	}
+	return out
 }
 
 func containsAll(s string, subs ...string) bool {
