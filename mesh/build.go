@@ -44,6 +44,7 @@ func Build(objs []Object, opts Options) (*Snapshot, []Diagnostic) {
 	b.buildDestinationRules(byKind["DestinationRule"])
 	b.buildVirtualServices(byKind["VirtualService"])
 	b.buildPeerAuthentications(byKind["PeerAuthentication"])
+	b.buildSidecars(byKind["Sidecar"])
 	return &Snapshot{
 		DomainSuffix:        suffix,
 		Services:            b.services(),
@@ -51,6 +52,7 @@ func Build(objs []Object, opts Options) (*Snapshot, []Diagnostic) {
 		VirtualServices:     b.virtualServices,
 		DestinationRules:    b.destinationRules,
 		PeerAuthentications: b.peerAuthentications,
+		Sidecars:            b.sidecars,
 		RootNamespace:       b.rootNamespace,
 	}, b.diags
 }
@@ -63,6 +65,7 @@ type builder struct {
 	destinationRules    []*DestinationRule
 	virtualServices     []*VirtualService
 	peerAuthentications []*PeerAuthentication
+	sidecars            []*Sidecar
 	diags               []Diagnostic
 }
 

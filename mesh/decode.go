@@ -36,6 +36,7 @@ var kinds = map[string]func() proto.Message{
 	"VirtualService":     func() proto.Message { return &networking.VirtualService{} },
 	"DestinationRule":    func() proto.Message { return &networking.DestinationRule{} },
 	"PeerAuthentication": func() proto.Message { return &security.PeerAuthentication{} },
+	"Sidecar":            func() proto.Message { return &networking.Sidecar{} },
 }
 
 // apiVersions are the versions of networking.istio.io that minimesh reads.

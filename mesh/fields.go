@@ -103,6 +103,10 @@ var supportedFields = map[string][]string{
 		"mtls.mode",
 		"portLevelMtls.mode",
 	},
+	"Sidecar": {
+		"workloadSelector.labels",
+		"egress.hosts",
+	},
 }
 
 // unsupportedConsequences says what happens, for a kind, when an

@@ -51,7 +51,7 @@ func checkFieldPath(md protoreflect.MessageDescriptor, path string) string {
 }
 
 func TestSupportedKinds(t *testing.T) {
-	want := []string{"DestinationRule", "PeerAuthentication", "ServiceEntry", "VirtualService", "WorkloadEntry"}
+	want := []string{"DestinationRule", "PeerAuthentication", "ServiceEntry", "Sidecar", "VirtualService", "WorkloadEntry"}
 	if diff := cmp.Diff(want, SupportedKinds()); diff != "" {
 		t.Errorf("SupportedKinds (-want +got):\n%s", diff)
 	}

@@ -116,5 +116,8 @@ func presentObjects(s *Snapshot) map[string]bool {
 	for _, x := range s.PeerAuthentications {
 		out[objectName(x.Source)] = true
 	}
+	for _, x := range s.Sidecars {
+		out[objectName(x.Source)] = true
+	}
 	return out
 }

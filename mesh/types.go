@@ -35,6 +35,9 @@ type Snapshot struct {
 	// applies Istio's precedence, which also means ignoring the policies
 	// with a selector in the root namespace.
 	PeerAuthentications []*PeerAuthentication
+	// Sidecars, sorted by Namespace then Name; only valid ones. Use
+	// SidecarFor to find the one that scopes a proxy.
+	Sidecars []*Sidecar
 	// RootNamespace holds the mesh-wide policies: DefaultRootNamespace
 	// unless Options.RootNamespace says otherwise.
 	RootNamespace string
@@ -380,4 +383,29 @@ type PeerAuthentication struct {
 	// policies with a selector (Istio ignores it on the others).
 	PortModes map[uint32]MTLSMode
 	Source    Ref
+}
+
+// Sidecar limits what the proxies it applies to are configured for: the
+// services their egress hosts import, instead of the whole mesh. A proxy
+// of a large mesh that calls three services then gets the configuration of
+// three services. Without selector it covers its namespace, or, in the
+// root namespace, every namespace that has none of its own.
+type Sidecar struct {
+	Name      string
+	Namespace string
+	// Selector holds the labels of the workloads it applies to, in its
+	// namespace; nil: namespace-wide (mesh-wide in the root namespace).
+	Selector map[string]string
+	// Egress are the hosts it imports, from every egress listener.
+	Egress []HostImport
+	Source Ref
+}
+
+// HostImport is one "namespace/host" of a Sidecar's egress hosts.
+type HostImport struct {
+	// Namespace is a namespace name, "*" (any), "." (the Sidecar's own;
+	// the proxy's for the mesh-wide default) or "~" (none).
+	Namespace string
+	// Host is "*", a "*.suffix" wildcard, or a fully qualified name.
+	Host string
 }

@@ -143,7 +143,9 @@ func setWeights(t *testing.T, o runtime.Object, weights ...int32) {
 	}
 }
 
-// waitForEvent returns the first Event about the named object.
+// waitForEvent returns the first Event minimesh wrote about the named
+// object (the API server writes its own, about a Service of the same name
+// for example).
 func waitForEvent(t *testing.T, kc kubernetes.Interface, ns, name string) corev1.Event {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -153,7 +155,7 @@ func waitForEvent(t *testing.T, kc kubernetes.Interface, ns, name string) corev1
 			t.Fatal(err)
 		}
 		for _, ev := range events.Items {
-			if ev.InvolvedObject.Name == name {
+			if ev.InvolvedObject.Name == name && ev.Source.Component == "minimesh" {
 				return ev
 			}
 		}

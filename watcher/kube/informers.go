@@ -23,6 +23,7 @@ const (
 	kindVirtualService     = "VirtualService"
 	kindDestinationRule    = "DestinationRule"
 	kindPeerAuthentication = "PeerAuthentication"
+	kindSidecar            = "Sidecar"
 	kindServiceEntry       = "ServiceEntry"
 	kindWorkloadEntry      = "WorkloadEntry"
 )
@@ -64,6 +65,7 @@ func newCaches(kc kubernetes.Interface, ic istioclient.Interface, namespaces []s
 		c.add(kindServiceEntry, f.Networking().V1().ServiceEntries().Informer())
 		c.add(kindWorkloadEntry, f.Networking().V1().WorkloadEntries().Informer())
 		c.add(kindPeerAuthentication, f.Security().V1().PeerAuthentications().Informer())
+		c.add(kindSidecar, f.Networking().V1().Sidecars().Informer())
 	}
 	for _, inf := range c.byKind[kindEndpointSlice] {
 		// Cannot fail: the informer has not started.

@@ -18,6 +18,7 @@ var istioKinds = map[string]struct{ group, resource string }{
 	kindServiceEntry:       {"networking.istio.io", "serviceentries"},
 	kindWorkloadEntry:      {"networking.istio.io", "workloadentries"},
 	kindPeerAuthentication: {"security.istio.io", "peerauthentications"},
+	kindSidecar:            {"networking.istio.io", "sidecars"},
 }
 
 // istioObject is an Istio object as the typed client returns it: its
@@ -42,6 +43,8 @@ func asIstioObject(obj any) (istioObject, bool) {
 	case *networkingv1.WorkloadEntry:
 		return istioObject{o, &o.Spec, o.Status.GetConditions()}, true
 	case *securityv1.PeerAuthentication:
+		return istioObject{o, &o.Spec, o.Status.GetConditions()}, true
+	case *networkingv1.Sidecar:
 		return istioObject{o, &o.Spec, o.Status.GetConditions()}, true
 	}
 	return istioObject{}, false

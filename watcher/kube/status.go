@@ -249,6 +249,8 @@ func (r *statusReporter) patchStatus(ctx context.Context, kind, ns, name string,
 		_, err = r.istio.NetworkingV1().WorkloadEntries(ns).Patch(ctx, name, pt, data, opts, "status")
 	case kindPeerAuthentication:
 		_, err = r.istio.SecurityV1().PeerAuthentications(ns).Patch(ctx, name, pt, data, opts, "status")
+	case kindSidecar:
+		_, err = r.istio.NetworkingV1().Sidecars(ns).Patch(ctx, name, pt, data, opts, "status")
 	default:
 		return fmt.Errorf("no status for kind %s", kind)
 	}
