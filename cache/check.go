@@ -7,8 +7,8 @@ package cache
 // API listeners, inline route configurations or weighted clusters).
 
 import (
-	"errors"
 	"fmt"
+	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -17,80 +17,99 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/proto"
 )
 
 // validator is implemented by every generated Envoy API message.
 type validator interface{ ValidateAll() error }
 
 // Check returns every problem in a set of resources keyed by type URL, joined.
-func Check(byType map[string][]types.Resource) error { return check(byType, nil) }
+func Check(byType map[string][]types.Resource) error {
+	_, err := NewSnapshot(byType)
+	return err
+}
 
-// check is Check, validating each resource once per memo.
-func check(byType map[string][]types.Resource, memo *Memo) error {
+// The checks of single resources (type, name, ValidateAll, duplicates) are
+// made when a set is built (snapshot.go). The cross-reference checks below
+// depend on a few sets each, so they are made once per combination of sets
+// in a memo: most proxies share all the sets involved.
+
+// checkKey is the sets one cross-reference check reads.
+type checkKey struct {
+	kind                                   string
+	clusters, endpoints, listeners, routes *typeSet
+}
+
+type checkEntry struct {
+	once sync.Once
+	errs []error
+}
+
+// crossCheck returns the cross-reference problems of a snapshot: clusters
+// against endpoints, listeners against routes and clusters, routes against
+// clusters.
+func (m *Memo) crossCheck(s *Snapshot) []error {
+	c, e := s.sets[resourcev3.ClusterType], s.sets[resourcev3.EndpointType]
+	l, r := s.sets[resourcev3.ListenerType], s.sets[resourcev3.RouteType]
 	var errs []error
-	names := map[string]map[string]bool{}
-	for _, t := range Types {
-		names[t] = make(map[string]bool, len(byType[t]))
-		for _, r := range byType[t] {
-			name := cachev3.GetResourceName(r)
-			// A resource filed under another type's URL would be sent as
-			// that type, and made the casts below panic: refuse it.
-			if got := resourcev3.APITypePrefix + string(proto.MessageName(r)); got != t {
-				errs = append(errs, fmt.Errorf("%s %q: is a %s", shortType(t), name, shortType(got)))
-				continue
+	errs = append(errs, m.check(checkKey{kind: "clusters", clusters: c, endpoints: e})...)
+	errs = append(errs, m.check(checkKey{kind: "listeners", clusters: c, listeners: l, routes: r})...)
+	errs = append(errs, m.check(checkKey{kind: "routes", clusters: c, routes: r})...)
+	return errs
+}
+
+// check runs one cross-reference check, once per memo.
+func (m *Memo) check(k checkKey) []error {
+	run := func() []error {
+		c := checker{sets: map[string]*typeSet{
+			resourcev3.ClusterType: k.clusters, resourcev3.EndpointType: k.endpoints,
+			resourcev3.ListenerType: k.listeners, resourcev3.RouteType: k.routes,
+		}}
+		switch k.kind {
+		case "clusters":
+			for _, n := range k.clusters.order {
+				c.cluster(k.clusters.resources[n].(*clusterv3.Cluster))
 			}
-			if names[t][name] {
-				errs = append(errs, fmt.Errorf("%s %q: duplicate name", shortType(t), name))
+		case "listeners":
+			for _, n := range k.listeners.order {
+				c.listener(k.listeners.resources[n].(*listenerv3.Listener))
 			}
-			names[t][name] = true
-			var invalid error
-			if v, ok := r.(validator); ok {
-				invalid = memo.validate(v)
-			}
-			switch {
-			case invalid != nil:
-				errs = append(errs, fmt.Errorf("%s %q: %w", shortType(t), name, invalid))
-			case name == "":
-				// xDS knows resources by name, but ValidateAll lets a
-				// listener or a route configuration have none: a gRPC
-				// client cannot ask for it, and Envoy gives a nameless
-				// listener a new random name on every update.
-				errs = append(errs, fmt.Errorf("%s %q: no name", shortType(t), name))
+		case "routes":
+			for _, n := range k.routes.order {
+				rc := k.routes.resources[n].(*routev3.RouteConfiguration)
+				c.routeConfig(rc, "RouteConfiguration "+quote(rc.GetName()))
 			}
 		}
+		return c.errs
 	}
-	for t := range byType {
-		if names[t] == nil {
-			errs = append(errs, fmt.Errorf("unexpected resource type %s", t))
-		}
+	if m == nil {
+		return run()
 	}
-	c := checker{names: names}
-	// The type of each resource was checked above; skip any misfiled one.
-	for _, r := range byType[resourcev3.ClusterType] {
-		if cl, ok := r.(*clusterv3.Cluster); ok {
-			c.cluster(cl)
-		}
+	m.mu.Lock()
+	e := m.checks[k]
+	if e == nil {
+		e = &checkEntry{}
+		m.checks[k] = e
 	}
-	for _, r := range byType[resourcev3.ListenerType] {
-		if l, ok := r.(*listenerv3.Listener); ok {
-			c.listener(l)
-		}
-	}
-	for _, r := range byType[resourcev3.RouteType] {
-		if rc, ok := r.(*routev3.RouteConfiguration); ok {
-			c.routeConfig(rc, "RouteConfiguration "+quote(rc.GetName()))
-		}
-	}
-	return errors.Join(append(errs, c.errs...)...)
+	m.mu.Unlock()
+	e.once.Do(func() { e.errs = run() })
+	return e.errs
 }
 
 // checker collects cross-reference problems.
 type checker struct {
-	names map[string]map[string]bool
-	errs  []error
+	sets map[string]*typeSet
+	errs []error
+}
+
+// has reports whether the snapshot has a resource of a type by name.
+func (c *checker) has(typeURL, name string) bool {
+	set := c.sets[typeURL]
+	if set == nil {
+		return false
+	}
+	_, ok := set.resources[name]
+	return ok
 }
 
 func (c *checker) fail(format string, args ...any) {
@@ -108,7 +127,7 @@ func (c *checker) cluster(cl *clusterv3.Cluster) {
 	if service == "" {
 		service = cl.GetName()
 	}
-	if !c.names[resourcev3.EndpointType][service] {
+	if !c.has(resourcev3.EndpointType, service) {
 		c.fail("Cluster %q: EDS service %q has no ClusterLoadAssignment", cl.GetName(), service)
 	}
 }
@@ -171,7 +190,7 @@ func (c *checker) networkFilter(f *listenerv3.Filter, where string) {
 			c.fail("%s: %v", where, err)
 			return
 		}
-		if cl := tp.GetCluster(); cl != "" && !c.names[resourcev3.ClusterType][cl] {
+		if cl := tp.GetCluster(); cl != "" && !c.has(resourcev3.ClusterType, cl) {
 			c.fail("%s: tcp_proxy: unknown cluster %q", where, cl)
 		}
 	}
@@ -188,7 +207,7 @@ func (c *checker) hcm(hcm *hcmv3.HttpConnectionManager, where string) {
 	}
 	switch {
 	case hcm.GetRds() != nil:
-		if name := hcm.GetRds().GetRouteConfigName(); !c.names[resourcev3.RouteType][name] {
+		if name := hcm.GetRds().GetRouteConfigName(); !c.has(resourcev3.RouteType, name) {
 			c.fail("%s: unknown route configuration %q", where, name)
 		}
 	case hcm.GetRouteConfig() != nil:
@@ -225,14 +244,14 @@ func (c *checker) routeAction(ra *routev3.RouteAction, rcWhere string, vh *route
 	where := func() string {
 		return fmt.Sprintf("%s virtual host %q route %q", rcWhere, vh.GetName(), r.GetName())
 	}
-	if cl := ra.GetCluster(); cl != "" && !c.names[resourcev3.ClusterType][cl] {
+	if cl := ra.GetCluster(); cl != "" && !c.has(resourcev3.ClusterType, cl) {
 		c.fail("%s: unknown cluster %q", where(), cl)
 	}
 	if wc := ra.GetWeightedClusters(); wc != nil {
 		var sum uint64
 		for _, cw := range wc.GetClusters() {
 			sum += uint64(cw.GetWeight().GetValue())
-			if !c.names[resourcev3.ClusterType][cw.GetName()] {
+			if !c.has(resourcev3.ClusterType, cw.GetName()) {
 				c.fail("%s: unknown cluster %q", where(), cw.GetName())
 			}
 		}

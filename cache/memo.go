@@ -1,78 +1,172 @@
 package cache
 
 import (
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 )
 
-// Memo remembers, for resources that many proxies share (the translator
-// hands the same cluster to every sidecar), their version and whether they
-// passed validation, so that each is hashed and validated once, not once per
-// proxy. It is keyed by the message itself: a shared message must never
-// change. Use one Memo per mesh snapshot. Safe for concurrent use.
+// Memo remembers, for one mesh snapshot, the work that many proxies share,
+// so that it is done once and not once per proxy:
+//
+//   - for each resource message: its wire bytes (as a pre-marshalled shell,
+//     see wire.go), its version, and whether it passed validation;
+//   - for each shared run (a list the translator hands to many proxies, see
+//     Run): the run hashed, validated and indexed by name;
+//   - whole per-type sets: proxies whose lists are made of the same runs
+//     and the same own resources get the very same typeSet, maps and all;
+//   - the cross-reference checks of each combination of sets.
+//
+// A change then costs, for a proxy whose lists are the shared runs plus a
+// few resources of its own, the hashing of those few and a handful of map
+// look-ups. Resources are keyed by the message itself: a message given to a
+// Memo must never change. Use one Memo per mesh snapshot (with one
+// translator index). Safe for concurrent use.
 type Memo struct {
-	mu sync.Mutex
-	m  map[types.Resource]*memoEntry
+	mu      sync.Mutex
+	entries map[types.Resource]*encoded
+	runs    map[runKey]*sharedRun
+	sets    map[string]*setEntry
+	checks  map[checkKey]*checkEntry
 }
 
-type memoEntry struct {
-	version  string
-	hashErr  error
-	hashed   bool
-	invalid  error
-	verified bool
+// encoded is one resource as it goes on the wire.
+type encoded struct {
+	once    sync.Once
+	version string
+	shell   types.Resource
+	err     error // it cannot be marshalled
+
+	validOnce sync.Once
+	invalid   error // what ValidateAll said
+}
+
+type runKey struct {
+	typeURL string
+	key     any
+}
+
+// sharedRun is a run prepared once: its resources checked one by one,
+// hashed and wrapped for the wire.
+type sharedRun struct {
+	once sync.Once
+	id   string // short and unique within the memo, for set keys
+	part *part
+}
+
+type setEntry struct {
+	once sync.Once
+	set  *typeSet
 }
 
 // NewMemo returns an empty memo.
-func NewMemo() *Memo { return &Memo{m: map[types.Resource]*memoEntry{}} }
-
-func (m *Memo) entry(r types.Resource) *memoEntry {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.m[r]
-	if e == nil {
-		e = &memoEntry{}
-		m.m[r] = e
+func NewMemo() *Memo {
+	return &Memo{
+		entries: map[types.Resource]*encoded{},
+		runs:    map[runKey]*sharedRun{},
+		sets:    map[string]*setEntry{},
+		checks:  map[checkKey]*checkEntry{},
 	}
+}
+
+// encode returns the version and the wire shell of r, computed once per
+// memo. A nil memo remembers nothing.
+func (m *Memo) encode(r types.Resource) *encoded {
+	var e *encoded
+	if m == nil {
+		e = &encoded{}
+	} else {
+		m.mu.Lock()
+		e = m.entries[r]
+		if e == nil {
+			e = &encoded{}
+			m.entries[r] = e
+		}
+		m.mu.Unlock()
+	}
+	e.once.Do(func() { e.version, e.shell, e.err = encode(r) })
 	return e
 }
 
-// version is HashResource, remembered. A nil memo remembers nothing.
-func (m *Memo) version(r types.Resource) (string, error) {
-	if m == nil {
-		return HashResource(r)
+// validate is ValidateAll of r, run once per memo.
+func (m *Memo) validate(r types.Resource) error {
+	v, ok := r.(validator)
+	if !ok {
+		return nil
 	}
-	e := m.entry(r)
-	m.mu.Lock()
-	done, v, err := e.hashed, e.version, e.hashErr
-	m.mu.Unlock()
-	if done {
-		return v, err
-	}
-	v, err = HashResource(r)
-	m.mu.Lock()
-	e.version, e.hashErr, e.hashed = v, err, true
-	m.mu.Unlock()
-	return v, err
+	e := m.encode(r)
+	e.validOnce.Do(func() { e.invalid = v.ValidateAll() })
+	return e.invalid
 }
 
-// validate is ValidateAll, remembered.
-func (m *Memo) validate(v validator) error {
-	if m == nil {
-		return v.ValidateAll()
+// typeSet returns the set of one type made of list, sharing it with every
+// other proxy whose list is made of the same runs and the same own
+// resources (by content). runs must be ordered and within list; one that is
+// not is ignored, and its resources count as the proxy's own.
+func (m *Memo) typeSet(typeURL string, list []types.Resource, runs []Run) *typeSet {
+	if m == nil || len(runs) == 0 {
+		return buildSet(typeURL, []*part{m.ownPart(typeURL, list)})
 	}
-	r := v.(types.Resource)
-	e := m.entry(r)
-	m.mu.Lock()
-	done, err := e.verified, e.invalid
-	m.mu.Unlock()
-	if done {
-		return err
+	var (
+		parts []*part
+		key   strings.Builder
+		next  int // the first resource not yet in a part
+	)
+	key.WriteString(typeURL)
+	addOwn := func(own []types.Resource) {
+		if len(own) == 0 {
+			return
+		}
+		p := m.ownPart(typeURL, own)
+		parts = append(parts, p)
+		for _, it := range p.items {
+			key.WriteString("\x00o")
+			key.WriteString(it.name)
+			key.WriteByte(0)
+			key.WriteString(it.version)
+		}
+		for _, err := range p.errs {
+			key.WriteString("\x00e")
+			key.WriteString(err.Error())
+		}
 	}
-	err = v.ValidateAll()
+	for _, run := range runs {
+		if run.Start < next || run.End <= run.Start || run.End > len(list) {
+			continue
+		}
+		addOwn(list[next:run.Start])
+		sr := m.sharedRun(typeURL, run.Key, list[run.Start:run.End])
+		parts = append(parts, sr.part)
+		key.WriteString("\x00r")
+		key.WriteString(sr.id)
+		next = run.End
+	}
+	addOwn(list[next:])
+
 	m.mu.Lock()
-	e.invalid, e.verified = err, true
+	e := m.sets[key.String()]
+	if e == nil {
+		e = &setEntry{}
+		m.sets[key.String()] = e
+	}
 	m.mu.Unlock()
-	return err
+	e.once.Do(func() { e.set = buildSet(typeURL, parts) })
+	return e.set
+}
+
+// sharedRun returns the prepared run of a key, preparing it from list the
+// first time.
+func (m *Memo) sharedRun(typeURL string, key any, list []types.Resource) *sharedRun {
+	k := runKey{typeURL, key}
+	m.mu.Lock()
+	sr := m.runs[k]
+	if sr == nil {
+		sr = &sharedRun{id: strconv.Itoa(len(m.runs))}
+		m.runs[k] = sr
+	}
+	m.mu.Unlock()
+	sr.once.Do(func() { sr.part = m.ownPart(typeURL, list) })
+	return sr
 }

@@ -1,6 +1,6 @@
 // Package cache holds the configuration each proxy is served: one Snapshot
-// per proxy, published into go-control-plane's snapshot cache, from which
-// the xDS server answers.
+// per proxy, from which the xDS server answers (state-of-the-world watches
+// by sotw.go, delta watches by go-control-plane's snapshot cache).
 //
 // Every resource is versioned by a hash of its content, and every type by a
 // hash of its resources, so replicas and restarts compute the same versions
@@ -16,7 +16,10 @@ package cache
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"sync"
+	"weak"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -35,15 +38,45 @@ var Types = []string{
 	resourcev3.SecretType,
 }
 
-// typeSet is the resources of one type with their versions.
+// Run marks resources that many proxies share: list[Start:End] of one
+// type is the very same messages, in the same order, for every proxy whose
+// run has the same Key (the translator's SharedRun). The cache prepares
+// such a run once per Memo and builds each distinct set of runs and own
+// resources once, instead of once per proxy.
+type Run struct {
+	Key        any
+	Start, End int
+}
+
+// typeSet is the resources of one type with their versions. It is
+// immutable once built, and shared by every proxy snapshot with the same
+// resources of that type.
 type typeSet struct {
 	version   string                           // hash of all resource versions
-	resources map[string]types.ResourceWithTTL // by name
+	resources map[string]types.Resource        // by name: the messages
 	versions  map[string]string                // by name: hash of the resource
+	wire      map[string]types.Resource        // by name: pre-marshalled shells (wire.go)
+	wireTTL   map[string]types.ResourceWithTTL // the same, as go-control-plane reads them
+	order     []string                         // the names, in the order given
+	err       error                            // problems with single resources
+	typeURL   string
+
+	sendOnce sync.Once
+	send     *sendable // sotw.go
+
+	mu sync.Mutex
+	// union is the last union with an earlier set (unionAfter). The
+	// earlier set is held weakly: a chain of sets, each holding the one
+	// before, would keep every generation of the mesh in memory.
+	unionPrev weak.Pointer[typeSet]
+	union     *typeSet
+	withTTL   map[string]types.ResourceWithTTL
+	ttlBuilt  bool
 }
 
 // Snapshot is one proxy's complete, checked and versioned configuration.
-// It implements go-control-plane's ResourceSnapshot.
+// It implements go-control-plane's ResourceSnapshot with the resources
+// themselves; go-control-plane is given its wire view (wire.go).
 type Snapshot struct {
 	sets map[string]*typeSet
 }
@@ -54,43 +87,121 @@ var _ cachev3.ResourceSnapshot = (*Snapshot)(nil)
 // returns an error naming every problem found; such a snapshot must not be
 // published.
 func NewSnapshot(byType map[string][]types.Resource) (*Snapshot, error) {
-	return NewSnapshotMemo(byType, nil)
+	return NewSnapshotShared(byType, nil, nil)
 }
 
 // NewSnapshotMemo is NewSnapshot for resources shared with other proxies'
 // snapshots: each shared resource is validated and hashed once per memo.
 func NewSnapshotMemo(byType map[string][]types.Resource, memo *Memo) (*Snapshot, error) {
-	if err := check(byType, memo); err != nil {
-		return nil, err
-	}
+	return NewSnapshotShared(byType, nil, memo)
+}
+
+// NewSnapshotShared is NewSnapshotMemo for lists whose shared runs are
+// marked (by type URL): proxies with the same runs and own resources share
+// whole sets, and their checks, and a proxy whose runs did not change costs
+// almost nothing to rebuild.
+func NewSnapshotShared(byType map[string][]types.Resource, runs map[string][]Run, memo *Memo) (*Snapshot, error) {
+	var errs []error
 	s := &Snapshot{sets: make(map[string]*typeSet, len(Types))}
 	for _, t := range Types {
-		set, err := newTypeSet(byType[t], memo)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", shortType(t), err)
+		set := memo.typeSet(t, byType[t], runs[t])
+		if set.err != nil {
+			errs = append(errs, set.err)
 		}
 		s.sets[t] = set
+	}
+	for t := range byType {
+		if s.sets[t] == nil {
+			errs = append(errs, fmt.Errorf("unexpected resource type %s", t))
+		}
+	}
+	errs = append(errs, memo.crossCheck(s)...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-// newTypeSet hashes each resource and the whole set.
-func newTypeSet(list []types.Resource, memo *Memo) (*typeSet, error) {
-	set := &typeSet{
-		resources: make(map[string]types.ResourceWithTTL, len(list)),
-		versions:  make(map[string]string, len(list)),
-	}
+// item is one resource, named, versioned and wrapped for the wire.
+type item struct {
+	name, version string
+	res, shell    types.Resource
+}
+
+// part is a list of resources checked one by one: the ones filed under
+// the right type, and the problems of each.
+type part struct {
+	items []item
+	errs  []error
+}
+
+// ownPart checks, hashes and wraps each resource of a list of one type.
+func (m *Memo) ownPart(typeURL string, list []types.Resource) *part {
+	p := &part{items: make([]item, 0, len(list))}
 	for _, r := range list {
 		name := cachev3.GetResourceName(r)
-		v, err := memo.version(r)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+		// A resource filed under another type's URL would be sent as that
+		// type, and make the checks' casts panic: refuse it.
+		if got := resourcev3.APITypePrefix + string(proto.MessageName(r)); got != typeURL {
+			p.errs = append(p.errs, fmt.Errorf("%s %q: is a %s", shortType(typeURL), name, shortType(got)))
+			continue
 		}
-		set.resources[name] = types.ResourceWithTTL{Resource: r}
-		set.versions[name] = v
+		switch invalid := m.validate(r); {
+		case invalid != nil:
+			p.errs = append(p.errs, fmt.Errorf("%s %q: %w", shortType(typeURL), name, invalid))
+		case name == "":
+			// xDS knows resources by name, but ValidateAll lets a listener
+			// or a route configuration have none: a gRPC client cannot ask
+			// for it, and Envoy gives a nameless listener a new random name
+			// on every update.
+			p.errs = append(p.errs, fmt.Errorf("%s %q: no name", shortType(typeURL), name))
+		}
+		e := m.encode(r)
+		if e.err != nil {
+			p.errs = append(p.errs, fmt.Errorf("%s %q: %w", shortType(typeURL), name, e.err))
+			continue
+		}
+		p.items = append(p.items, item{name: name, version: e.version, res: r, shell: e.shell})
+	}
+	return p
+}
+
+// buildSet puts parts together into one set, refusing duplicate names.
+func buildSet(typeURL string, parts []*part) *typeSet {
+	n := 0
+	for _, p := range parts {
+		n += len(p.items)
+	}
+	set := &typeSet{
+		resources: make(map[string]types.Resource, n),
+		versions:  make(map[string]string, n),
+		wire:      make(map[string]types.Resource, n),
+		wireTTL:   make(map[string]types.ResourceWithTTL, n),
+		order:     make([]string, 0, n),
+		typeURL:   typeURL,
+	}
+	var errs []error
+	for _, p := range parts {
+		errs = append(errs, p.errs...)
+		for _, it := range p.items {
+			if _, dup := set.resources[it.name]; dup {
+				errs = append(errs, fmt.Errorf("%s %q: duplicate name", shortType(typeURL), it.name))
+				continue
+			}
+			set.add(it)
+		}
 	}
 	set.version = setVersion(set.versions)
-	return set, nil
+	set.err = errors.Join(errs...)
+	return set
+}
+
+func (s *typeSet) add(it item) {
+	s.resources[it.name] = it.res
+	s.versions[it.name] = it.version
+	s.wire[it.name] = it.shell
+	s.wireTTL[it.name] = types.ResourceWithTTL{Resource: it.shell}
+	s.order = append(s.order, it.name)
 }
 
 // setVersion is the version of a set of resources: a digest of every name
@@ -122,24 +233,39 @@ func fnv64(h uint64, s string) uint64 {
 	return h
 }
 
-// union is the resources of a and b together; b's win where both have a name.
-func union(a, b *typeSet) *typeSet {
-	u := &typeSet{
-		resources: make(map[string]types.ResourceWithTTL, len(a.resources)+len(b.resources)),
-		versions:  make(map[string]string, len(a.versions)+len(b.versions)),
+// unionAfter is the resources of prev and s together (s's win where both
+// have a name), computed once for the proxies that all go from prev to s.
+func (s *typeSet) unionAfter(prev *typeSet) *typeSet {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.union != nil && s.unionPrev.Value() == prev {
+		return s.union
 	}
-	for _, s := range []*typeSet{a, b} {
-		for n, r := range s.resources {
-			u.resources[n] = r
-			u.versions[n] = s.versions[n]
+	u := &typeSet{
+		typeURL:   s.typeURL,
+		resources: make(map[string]types.Resource, len(prev.resources)+len(s.resources)),
+		versions:  make(map[string]string, len(prev.versions)+len(s.versions)),
+		wire:      make(map[string]types.Resource, len(prev.resources)+len(s.resources)),
+		wireTTL:   make(map[string]types.ResourceWithTTL, len(prev.resources)+len(s.resources)),
+	}
+	for _, n := range prev.order {
+		if _, kept := s.resources[n]; !kept {
+			u.add(item{name: n, version: prev.versions[n], res: prev.resources[n], shell: prev.wire[n]})
 		}
 	}
+	for _, n := range s.order {
+		u.add(item{name: n, version: s.versions[n], res: s.resources[n], shell: s.wire[n]})
+	}
 	u.version = setVersion(u.versions)
+	s.unionPrev, s.union = weak.Make(prev), u
 	return u
 }
 
 // removes reports whether going from a to b removes a resource.
 func removes(a, b *typeSet) bool {
+	if a == b || len(a.resources) == 0 {
+		return false
+	}
 	for n := range a.resources {
 		if _, kept := b.resources[n]; !kept {
 			return true
@@ -155,8 +281,22 @@ func HashResource(r types.Resource) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return versionOf(b), nil
+}
+
+// versionOf is the version of a resource's deterministic wire encoding.
+func versionOf(b []byte) string {
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:16], nil
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// encode marshals r once: its version, and a shell carrying the bytes.
+func encode(r types.Resource) (version string, shell types.Resource, err error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+	if err != nil {
+		return "", nil, err
+	}
+	return versionOf(b), preMarshalled(r, b), nil
 }
 
 // GetVersion returns the version of one type.
@@ -169,23 +309,29 @@ func (s *Snapshot) GetVersion(typeURL string) string {
 
 // GetResourcesAndTTL returns the resources of one type by name.
 func (s *Snapshot) GetResourcesAndTTL(typeURL string) map[string]types.ResourceWithTTL {
-	if set := s.sets[typeURL]; set != nil {
-		return set.resources
-	}
-	return nil
-}
-
-// GetResources returns the resources of one type by name.
-func (s *Snapshot) GetResources(typeURL string) map[string]types.Resource {
 	set := s.sets[typeURL]
 	if set == nil {
 		return nil
 	}
-	out := make(map[string]types.Resource, len(set.resources))
-	for n, r := range set.resources {
-		out[n] = r.Resource
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	if !set.ttlBuilt {
+		set.withTTL = make(map[string]types.ResourceWithTTL, len(set.resources))
+		for n, r := range set.resources {
+			set.withTTL[n] = types.ResourceWithTTL{Resource: r}
+		}
+		set.ttlBuilt = true
 	}
-	return out
+	return set.withTTL
+}
+
+// GetResources returns the resources of one type by name. The map and the
+// messages are shared with other snapshots: do not modify them.
+func (s *Snapshot) GetResources(typeURL string) map[string]types.Resource {
+	if set := s.sets[typeURL]; set != nil {
+		return set.resources
+	}
+	return nil
 }
 
 // ConstructVersionMap does nothing: versions are computed when the snapshot
@@ -232,3 +378,13 @@ func shortType(typeURL string) string {
 
 // ShortType turns a type URL into "Cluster", "Listener", ... for logs.
 func ShortType(typeURL string) string { return shortType(typeURL) }
+
+// sameVersions reports whether s and o have the same version of every type.
+func (s *Snapshot) sameVersions(o *Snapshot) bool {
+	for t, set := range s.sets {
+		if o.sets[t] == nil || o.sets[t].version != set.version {
+			return false
+		}
+	}
+	return len(s.sets) == len(o.sets)
+}

@@ -65,6 +65,20 @@ func BenchmarkEnvoyProxy(b *testing.B) {
 			}
 		}
 	})
+	b.Run("translate+snapshot/shared-runs", func(b *testing.B) {
+		// What the runner does: whole sets shared between proxies whose
+		// shared runs and own resources are the same.
+		memo := cache.NewMemo()
+		for i := 0; i < b.N; i++ {
+			res, err := ix.Translate(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := cache.NewSnapshotShared(res.ByType(), sharedRuns(res), memo); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("translate+snapshot/first", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			res, err := ix.Translate(p)

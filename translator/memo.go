@@ -10,12 +10,15 @@ package translator
 // Shared messages must never be modified after they are built.
 
 import (
+	"slices"
+	"sort"
 	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
 // memo holds what an index has built, for reuse by the next proxy.
@@ -174,4 +177,68 @@ func (ix *index) sharedTransparentRoutes(ns string) *routeSet {
 	ix.memo.transparentRoutes[ns] = set
 	ix.memo.mu.Unlock()
 	return set
+}
+
+// markShared records in res where the lists the index shares with other
+// proxies sit in this proxy's lists: the outbound clusters and endpoints,
+// the HTTP proxy listener and its route configuration, the transparent
+// listeners, passthrough clusters and route configurations. The lists are
+// sorted by name, so each run is found by a binary search on its first
+// name and then checked message by message; a run that is not there whole
+// (sorting moved it, or translation failed) is simply not marked.
+func (ix *index) markShared(res *Resources, p Proxy) {
+	slot := 0
+	if p.hasIdentity() {
+		slot = 1
+	}
+	ix.memo.mu.Lock()
+	out := ix.memo.outbound[slot]
+	listener := ix.memo.listener
+	routes := ix.memo.httpRoutes[p.Namespace]
+	transparent := ix.memo.transparent
+	transparentRoutes := ix.memo.transparentRoutes[p.Namespace]
+	ix.memo.mu.Unlock()
+
+	if out != nil {
+		markRun(res, resourcev3.ClusterType, out, res.Clusters, out.clusters, (*clusterv3.Cluster).GetName)
+		markRun(res, resourcev3.EndpointType, out, res.Endpoints, out.endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	}
+	if listener != nil {
+		markRun(res, resourcev3.ListenerType, listener, res.Listeners, []*listenerv3.Listener{listener}, (*listenerv3.Listener).GetName)
+	}
+	if routes.rc != nil {
+		markRun(res, resourcev3.RouteType, routes.rc, res.Routes, []*routev3.RouteConfiguration{routes.rc}, (*routev3.RouteConfiguration).GetName)
+	}
+	if transparent != nil {
+		markRun(res, resourcev3.ListenerType, transparent, res.Listeners, transparent.listeners, (*listenerv3.Listener).GetName)
+		markRun(res, resourcev3.ClusterType, transparent, res.Clusters, transparent.clusters, (*clusterv3.Cluster).GetName)
+	}
+	if transparentRoutes != nil {
+		markRun(res, resourcev3.RouteType, transparentRoutes, res.Routes, transparentRoutes.rcs, (*routev3.RouteConfiguration).GetName)
+	}
+	for _, runs := range res.shared {
+		slices.SortFunc(runs, func(a, b SharedRun) int { return a.Start - b.Start })
+	}
+}
+
+// markRun marks run as shared under key if list holds it, whole and in
+// order. list is sorted by name.
+func markRun[T comparable](res *Resources, typeURL string, key any, list, run []T, name func(T) string) {
+	if len(run) == 0 {
+		return
+	}
+	first := name(run[0])
+	start := sort.Search(len(list), func(i int) bool { return name(list[i]) >= first })
+	if start+len(run) > len(list) {
+		return
+	}
+	for i, m := range run {
+		if list[start+i] != m {
+			return
+		}
+	}
+	if res.shared == nil {
+		res.shared = map[string][]SharedRun{}
+	}
+	res.shared[typeURL] = append(res.shared[typeURL], SharedRun{Key: key, Start: start, End: start + len(run)})
 }

@@ -20,7 +20,26 @@ type Resources struct {
 	Listeners []*listenerv3.Listener
 	Routes    []*routev3.RouteConfiguration
 	Secrets   []*tlsv3.Secret
+
+	// shared marks, per type URL, the runs of the lists above that the
+	// index built once and hands to many proxies (see SharedRuns).
+	shared map[string][]SharedRun
 }
+
+// SharedRun marks a run of one type's list, [Start, End), made of messages
+// that the index built once and gives, the very same ones in the same
+// order, to every proxy whose run has the same Key. The cache uses it to
+// hash, validate and index such a run once for all those proxies instead of
+// once per proxy. Key is comparable and means something only within one
+// Index: runs of proxies translated from different indexes never match.
+type SharedRun struct {
+	Key        any
+	Start, End int
+}
+
+// SharedRuns returns the shared runs of one type's list (by type URL, as in
+// ByType), ordered by Start; nil if nothing in it is shared.
+func (r *Resources) SharedRuns(typeURL string) []SharedRun { return r.shared[typeURL] }
 
 // ByType returns the resources keyed by xDS type URL, the shape caches use.
 func (r *Resources) ByType() map[string][]types.Resource {

@@ -39,6 +39,7 @@ func (ix *index) Translate(p Proxy) (*Resources, error) {
 		res, errs = ix.translateEnvoy(p)
 	}
 	res.sortByName()
+	ix.markShared(res, p)
 	if err := errors.Join(errs...); err != nil {
 		return res, fmt.Errorf("proxy %s: %w", p.ID, err)
 	}

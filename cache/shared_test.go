@@ -1,0 +1,209 @@
+package cache_test
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/minimesh/minimesh/cache"
+)
+
+// proxyLists is what the translator hands one proxy: the shared EDS
+// clusters (the very same messages for every proxy) after a static
+// cluster of its own, built afresh for each proxy.
+func proxyLists(shared []types.Resource, ownPort uint32) (resources, map[string][]cache.Run) {
+	rs := valid()
+	rs[resourcev3.ClusterType] = append([]types.Resource{staticCluster(inboundCluster, ownPort)}, shared...)
+	runs := map[string][]cache.Run{resourcev3.ClusterType: {{Key: "outbound", Start: 1, End: 1 + len(shared)}}}
+	return rs, runs
+}
+
+// sharedClusters are the EDS clusters of valid().
+func sharedClusters() []types.Resource {
+	var out []types.Resource
+	for _, r := range valid()[resourcev3.ClusterType] {
+		if r.(*clusterv3.Cluster).GetType() == clusterv3.Cluster_EDS {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sameMap reports whether two maps are one and the same (not just equal).
+func sameMap[K comparable, V any](a, b map[K]V) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+func TestProxiesWithTheSameRunsShareTheirSets(t *testing.T) {
+	memo := cache.NewMemo()
+	shared := sharedClusters()
+	build := func(port uint32) *cache.Snapshot {
+		rs, runs := proxyLists(shared, port)
+		s, err := cache.NewSnapshotShared(rs, runs, memo)
+		if err != nil {
+			t.Fatalf("NewSnapshotShared: %v", err)
+		}
+		return s
+	}
+	a, b, other := build(50051), build(50051), build(50052)
+	typ := resourcev3.ClusterType
+	if !sameMap(a.GetResources(typ), b.GetResources(typ)) {
+		t.Error("two proxies with the same shared run and equal own clusters got two cluster sets, want one shared")
+	}
+	if sameMap(a.GetResources(typ), other.GetResources(typ)) || a.GetVersion(typ) == other.GetVersion(typ) {
+		t.Error("a proxy whose own cluster differs shares the cluster set of another")
+	}
+	if got, want := len(other.GetResources(typ)), len(shared)+1; got != want {
+		t.Errorf("cluster set has %d clusters, want %d", got, want)
+	}
+	// The same resources without any run marked give the same versions.
+	rs, _ := proxyLists(shared, 50051)
+	plain, err := cache.NewSnapshot(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(plain.Versions(), a.Versions()) {
+		t.Errorf("versions with shared runs %v differ from without %v", a.Versions(), plain.Versions())
+	}
+}
+
+func TestSharedRunsAreStillChecked(t *testing.T) {
+	memo := cache.NewMemo()
+	shared := sharedClusters()
+	bad := proto.Clone(shared[0]).(*clusterv3.Cluster)
+	bad.Name = "" // invalid: ValidateAll wants a name
+	shared = append([]types.Resource{bad}, shared[1:]...)
+	for i := range 2 { // the second proxy gets the memoized verdict
+		rs, runs := proxyLists(shared, 50051)
+		if s, err := cache.NewSnapshotShared(rs, runs, memo); err == nil || s != nil {
+			t.Fatalf("proxy %d: NewSnapshotShared = %v, %v; want an error for the nameless cluster", i, s, err)
+		}
+	}
+	// A run that lies outside the list is ignored, not trusted.
+	rs, _ := proxyLists(sharedClusters(), 50051)
+	runs := map[string][]cache.Run{resourcev3.ClusterType: {{Key: "x", Start: 3, End: 99}}}
+	if _, err := cache.NewSnapshotShared(rs, runs, memo); err != nil {
+		t.Fatalf("a run out of range: %v", err)
+	}
+	// A cross reference broken inside the shared set is found too.
+	rs, runs = proxyLists(sharedClusters(), 50051)
+	rs.remove(t, resourcev3.EndpointType, v1Cluster)
+	if _, err := cache.NewSnapshotShared(rs, runs, memo); err == nil || !strings.Contains(err.Error(), "has no ClusterLoadAssignment") {
+		t.Fatalf("endpoints missing: err = %v, want a ClusterLoadAssignment missing", err)
+	}
+}
+
+// The resources go-control-plane sends are the deterministic encoding of
+// the real ones, although it is handed pre-marshalled shells; and what the
+// cache gives back to its own readers are the real messages.
+func TestWireBytesAreTheResources(t *testing.T) {
+	c := cache.New(nil)
+	rs := valid()
+	s := newSnapshot(t, rs)
+	if _, err := c.Publish(context.Background(), "my-app-v1.default", s); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range cache.Types {
+		want := map[string][]byte{}
+		for _, r := range rs[typ] {
+			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[cachev3.GetResourceName(r)] = b
+			if got := c.Get("my-app-v1.default").GetResources(typ)[cachev3.GetResourceName(r)]; !proto.Equal(got, r) {
+				t.Errorf("%s %q: Get returns %v, want the resource itself", cache.ShortType(typ), cachev3.GetResourceName(r), got)
+			}
+		}
+		ch := make(chan cachev3.Response, 1)
+		req := &discoveryv3.DiscoveryRequest{Node: newWatcher(t, c).node, TypeUrl: typ}
+		sub := stream.NewSotwSubscription(nil, true)
+		if _, err := c.XDS().CreateWatch(req, &sub, ch); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := (<-ch).GetDiscoveryResponse()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got [][]byte
+		for _, a := range resp.GetResources() {
+			if a.GetTypeUrl() != typ {
+				t.Errorf("resource of type %s in a %s response", a.GetTypeUrl(), typ)
+			}
+			got = append(got, a.GetValue())
+		}
+		var wantBytes [][]byte
+		for _, b := range want {
+			wantBytes = append(wantBytes, b)
+		}
+		cmp := func(a, b []byte) int { return strings.Compare(string(a), string(b)) }
+		slices.SortFunc(got, cmp)
+		slices.SortFunc(wantBytes, cmp)
+		if !slices.EqualFunc(got, wantBytes, func(a, b []byte) bool { return string(a) == string(b) }) {
+			t.Errorf("%s: sent bytes differ from the resources' deterministic encoding", cache.ShortType(typ))
+		}
+	}
+}
+
+// A stream that names resources gets only those; one that later names one
+// more, at the same version, is sent it without waiting for a new version.
+func TestNamedSubscriptionsGetWhatTheyName(t *testing.T) {
+	c := cache.New(nil)
+	if _, err := c.Publish(context.Background(), "my-app-v1.default", newSnapshot(t, valid())); err != nil {
+		t.Fatal(err)
+	}
+	node := newWatcher(t, c).node
+	ask := func(sub *stream.Subscription, version string, names ...string) cachev3.Response {
+		t.Helper()
+		sub.SetResourceSubscription(names)
+		ch := make(chan cachev3.Response, 1)
+		req := &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, VersionInfo: version, ResourceNames: names}
+		cancel, err := c.XDS().CreateWatch(req, sub, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cancel()
+		select {
+		case r := <-ch:
+			sub.SetReturnedResources(r.GetReturnedResources())
+			return r
+		default:
+			return nil
+		}
+	}
+	names := func(r cachev3.Response) []string {
+		var out []string
+		for n := range r.GetReturnedResources() {
+			out = append(out, n)
+		}
+		slices.Sort(out)
+		return out
+	}
+	sub := stream.NewSotwSubscription([]string{v1Cluster}, false)
+	first := ask(&sub, "", v1Cluster)
+	if first == nil || !slices.Equal(names(first), []string{v1Cluster}) {
+		t.Fatalf("first response returns %v, want only %s", first, v1Cluster)
+	}
+	dr, _ := first.GetDiscoveryResponse()
+	if len(dr.GetResources()) != 1 {
+		t.Fatalf("first response has %d resources, want 1", len(dr.GetResources()))
+	}
+	version := first.GetResponseVersion()
+	if again := ask(&sub, version, v1Cluster); again != nil {
+		t.Fatalf("an ACK of the same version was answered: %v", names(again))
+	}
+	more := ask(&sub, version, v1Cluster, v2Cluster)
+	if more == nil || !slices.Equal(names(more), []string{v1Cluster, v2Cluster}) {
+		t.Fatalf("after subscribing to %s too: response %v, want both", v2Cluster, more)
+	}
+}
