@@ -26,11 +26,11 @@ type clusterRef struct {
 
 func (c clusterRef) name() string { return OutboundClusterName(c.port, c.subset, c.host) }
 
-// allClusterRefs lists every outbound cluster of the mesh: each service port,
+// clusterRefs lists the outbound clusters of services: each service port,
 // alone and with each subset its DestinationRule defines.
-func (ix *index) allClusterRefs() []clusterRef {
+func (ix *index) clusterRefs(services []*mesh.Service) []clusterRef {
 	var refs []clusterRef
-	for _, s := range ix.snap.Services {
+	for _, s := range services {
 		for _, p := range s.Ports {
 			refs = append(refs, clusterRef{host: s.Hostname, port: p.Number})
 			if dr := ix.rules[s.Hostname]; dr != nil {

@@ -32,8 +32,11 @@ func NewIndex(snap *mesh.Snapshot, opts Options) Index {
 		trustDomain: opts.TrustDomain,
 		memo: memo{
 			clusters:          map[memoClusterKey]builtCluster{},
-			httpRoutes:        map[string]builtRoutes{},
-			transparentRoutes: map[string]*routeSet{},
+			views:             map[viewKey]*view{},
+			httpRoutes:        map[viewKey]builtRoutes{},
+			outbound:          map[outboundKey]*outboundSet{},
+			transparent:       map[viewKey]*transparentSet{},
+			transparentRoutes: map[viewKey]*routeSet{},
 		},
 		services: map[string]*mesh.Service{},
 		rules:    map[string]*mesh.DestinationRule{},

@@ -25,15 +25,23 @@ import (
 type memo struct {
 	mu         sync.Mutex
 	clusters   map[memoClusterKey]builtCluster
-	httpRoutes map[string]builtRoutes // Envoy route configuration "15001", by proxy namespace
-	listener   *listenerv3.Listener   // Envoy's outbound HTTP proxy listener
-	outbound   [2]*outboundSet        // every sidecar's outbound clusters, [identity]
+	views      map[viewKey]*view
+	httpRoutes map[viewKey]builtRoutes      // Envoy route configuration "15001", by view and proxy namespace
+	listener   *listenerv3.Listener         // Envoy's outbound HTTP proxy listener
+	outbound   map[outboundKey]*outboundSet // the sidecars' outbound clusters
 
 	// Transparent mode: the outbound listeners and passthrough clusters are
-	// the same for every transparent sidecar, the route configurations for
-	// every one of a namespace.
-	transparent       *transparentSet
-	transparentRoutes map[string]*routeSet // by proxy namespace
+	// the same for every transparent sidecar of a view, the route
+	// configurations for every one of a view and namespace.
+	transparent       map[viewKey]*transparentSet
+	transparentRoutes map[viewKey]*routeSet
+}
+
+// outboundKey says which outbound clusters a sidecar gets: those of its
+// view, with or without mesh mTLS.
+type outboundKey struct {
+	identity bool
+	view     viewKey
 }
 
 // transparentSet is what every transparent sidecar gets alike: the outbound
@@ -92,14 +100,15 @@ func (ix *index) cluster(ref clusterRef, flavor Flavor, identity bool) (*cluster
 
 // sharedHTTPProxyRouteConfig returns the route configuration "15001" for
 // Envoy sidecars in namespace ns (short names depend on the namespace).
-func (ix *index) sharedHTTPProxyRouteConfig(p Proxy) (*routev3.RouteConfiguration, error) {
+func (ix *index) sharedHTTPProxyRouteConfig(p Proxy, v *view) (*routev3.RouteConfiguration, error) {
+	key := v.inNamespace(p.Namespace)
 	ix.memo.mu.Lock()
-	b, ok := ix.memo.httpRoutes[p.Namespace]
+	b, ok := ix.memo.httpRoutes[key]
 	ix.memo.mu.Unlock()
 	if !ok {
-		b.rc, b.err = ix.httpProxyRouteConfig(p, map[clusterRef]bool{})
+		b.rc, b.err = ix.httpProxyRouteConfig(p, v, map[clusterRef]bool{})
 		ix.memo.mu.Lock()
-		ix.memo.httpRoutes[p.Namespace] = b
+		ix.memo.httpRoutes[key] = b
 		ix.memo.mu.Unlock()
 	}
 	return b.rc, b.err
@@ -119,26 +128,23 @@ func (ix *index) sharedHTTPProxyListener() (*listenerv3.Listener, error) {
 	return ix.memo.listener, nil
 }
 
-// sharedEnvoyOutbound returns every outbound cluster and its endpoints for
-// Envoy sidecars, sorted by name, built once. Callers must not modify the
-// slices.
-func (ix *index) sharedEnvoyOutbound(identity bool) *outboundSet {
-	slot := 0
-	if identity {
-		slot = 1
-	}
+// sharedEnvoyOutbound returns the outbound clusters of a view and their
+// endpoints for Envoy sidecars, sorted by name, built once. Callers must
+// not modify the slices.
+func (ix *index) sharedEnvoyOutbound(identity bool, v *view) *outboundSet {
+	key := outboundKey{identity, v.key}
 	ix.memo.mu.Lock()
-	out := ix.memo.outbound[slot]
+	out := ix.memo.outbound[key]
 	ix.memo.mu.Unlock()
 	if out != nil {
 		return out
 	}
 	res := &Resources{}
-	errs := ix.addClusters(res, ix.allClusterRefs(), FlavorEnvoy, identity)
+	errs := ix.addClusters(res, ix.clusterRefs(v.services), FlavorEnvoy, identity)
 	res.sortByName()
 	out = &outboundSet{clusters: res.Clusters, endpoints: res.Endpoints, errs: errs}
 	ix.memo.mu.Lock()
-	ix.memo.outbound[slot] = out
+	ix.memo.outbound[key] = out
 	ix.memo.mu.Unlock()
 	return out
 }
@@ -146,17 +152,17 @@ func (ix *index) sharedEnvoyOutbound(identity bool) *outboundSet {
 // sharedTransparentOutbound returns the outbound listeners and the
 // passthrough clusters of transparent sidecars, built once. Callers must
 // not modify the slices.
-func (ix *index) sharedTransparentOutbound() *transparentSet {
+func (ix *index) sharedTransparentOutbound(v *view) *transparentSet {
 	ix.memo.mu.Lock()
-	set := ix.memo.transparent
+	set := ix.memo.transparent[v.key]
 	ix.memo.mu.Unlock()
 	if set != nil {
 		return set
 	}
 	set = &transparentSet{clusters: passthroughClusters()}
-	set.listeners, set.errs = ix.transparentOutboundListeners()
+	set.listeners, set.errs = ix.transparentOutboundListeners(v)
 	ix.memo.mu.Lock()
-	ix.memo.transparent = set
+	ix.memo.transparent[v.key] = set
 	ix.memo.mu.Unlock()
 	return set
 }
@@ -164,17 +170,18 @@ func (ix *index) sharedTransparentOutbound() *transparentSet {
 // sharedTransparentRoutes returns the route configurations "<port>" of
 // transparent sidecars in namespace ns, built once per namespace. Callers
 // must not modify the slices.
-func (ix *index) sharedTransparentRoutes(ns string) *routeSet {
+func (ix *index) sharedTransparentRoutes(ns string, v *view) *routeSet {
+	key := v.inNamespace(ns)
 	ix.memo.mu.Lock()
-	set := ix.memo.transparentRoutes[ns]
+	set := ix.memo.transparentRoutes[key]
 	ix.memo.mu.Unlock()
 	if set != nil {
 		return set
 	}
 	set = &routeSet{}
-	set.rcs, set.errs = ix.transparentRouteConfigs(ns)
+	set.rcs, set.errs = ix.transparentRouteConfigs(ns, v)
 	ix.memo.mu.Lock()
-	ix.memo.transparentRoutes[ns] = set
+	ix.memo.transparentRoutes[key] = set
 	ix.memo.mu.Unlock()
 	return set
 }
@@ -187,16 +194,13 @@ func (ix *index) sharedTransparentRoutes(ns string) *routeSet {
 // name and then checked message by message; a run that is not there whole
 // (sorting moved it, or translation failed) is simply not marked.
 func (ix *index) markShared(res *Resources, p Proxy) {
-	slot := 0
-	if p.hasIdentity() {
-		slot = 1
-	}
+	v := ix.viewFor(p)
 	ix.memo.mu.Lock()
-	out := ix.memo.outbound[slot]
+	out := ix.memo.outbound[outboundKey{p.hasIdentity(), v.key}]
 	listener := ix.memo.listener
-	routes := ix.memo.httpRoutes[p.Namespace]
-	transparent := ix.memo.transparent
-	transparentRoutes := ix.memo.transparentRoutes[p.Namespace]
+	routes := ix.memo.httpRoutes[v.inNamespace(p.Namespace)]
+	transparent := ix.memo.transparent[v.key]
+	transparentRoutes := ix.memo.transparentRoutes[v.inNamespace(p.Namespace)]
 	ix.memo.mu.Unlock()
 
 	if out != nil {

@@ -32,11 +32,11 @@ func outboundHTTPProxyListener() (*listenerv3.Listener, error) {
 // domains are every name the proxy may use for the service, with the port
 // ("my-app:8080"); for port 80 also without, because an HTTP client leaves
 // the default port out of the Host header.
-func (ix *index) httpProxyRouteConfig(p Proxy, used map[clusterRef]bool) (*routev3.RouteConfiguration, error) {
+func (ix *index) httpProxyRouteConfig(p Proxy, v *view, used map[clusterRef]bool) (*routev3.RouteConfiguration, error) {
 	rc := RouteConfiguration(RouteConfigName(OutboundHTTPProxyPort))
 	taken := map[string]bool{}
 	var errs []error
-	for _, svc := range ix.snap.Services {
+	for _, svc := range v.imported {
 		for _, port := range svc.Ports {
 			if !port.Protocol.IsHTTP() {
 				continue // raw TCP cannot be routed by Host

@@ -52,8 +52,9 @@ func (ix *index) Translate(p Proxy) (*Resources, error) {
 func (ix *index) translateEnvoy(p Proxy) (*Resources, []error) {
 	res := &Resources{}
 	var errs []error
+	v := ix.viewFor(p)
 
-	rc, err := ix.sharedHTTPProxyRouteConfig(p)
+	rc, err := ix.sharedHTTPProxyRouteConfig(p, v)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -70,9 +71,10 @@ func (ix *index) translateEnvoy(p Proxy) (*Resources, []error) {
 	errs = append(errs, ix.addInbound(res, p)...)
 
 	// A sidecar's cluster subscription is a wildcard: it gets every cluster
-	// of the mesh, not only the ones its routes use today, so that adding a
-	// route never waits for a new cluster to warm.
-	out := ix.sharedEnvoyOutbound(p.hasIdentity())
+	// of its view (the whole mesh unless a Sidecar scopes it), not only the
+	// ones its routes use today, so that adding a route never waits for a
+	// new cluster to warm.
+	out := ix.sharedEnvoyOutbound(p.hasIdentity(), v)
 	res.Clusters = append(res.Clusters, out.clusters...)
 	res.Endpoints = append(res.Endpoints, out.endpoints...)
 	errs = append(errs, out.errs...)

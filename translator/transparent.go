@@ -52,18 +52,19 @@ func (ix *index) translateTransparent(p Proxy) (*Resources, []error) {
 	res := &Resources{}
 	// The shared lists are copied by append (res starts empty), so adding
 	// this proxy's own resources never writes into them.
-	out := ix.sharedTransparentOutbound()
+	v := ix.viewFor(p)
+	out := ix.sharedTransparentOutbound(v)
 	res.Listeners = append(res.Listeners, out.listeners...)
 	res.Clusters = append(res.Clusters, out.clusters...)
 	errs := slices.Clone(out.errs)
-	routes := ix.sharedTransparentRoutes(p.Namespace)
+	routes := ix.sharedTransparentRoutes(p.Namespace, v)
 	res.Routes = append(res.Routes, routes.rcs...)
 	errs = append(errs, routes.errs...)
 
 	errs = append(errs, ix.addVirtualInbound(res, p)...)
 
-	// Every outbound cluster of the mesh, exactly as in explicit mode.
-	shared := ix.sharedEnvoyOutbound(p.hasIdentity())
+	// The outbound clusters of the view, exactly as in explicit mode.
+	shared := ix.sharedEnvoyOutbound(p.hasIdentity(), v)
 	res.Clusters = append(res.Clusters, shared.clusters...)
 	res.Endpoints = append(res.Endpoints, shared.endpoints...)
 	errs = append(errs, shared.errs...)
@@ -97,10 +98,10 @@ func (a serviceAddress) single() bool { return a.prefix.IsSingleIP() }
 // traffic on that address goes to the first. Services on Envoy's own
 // capture ports get no listener: "0.0.0.0_15001" would have
 // virtualOutbound's address, which Envoy refuses.
-func (ix *index) outboundPorts() []*outboundPort {
+func outboundPorts(services []*mesh.Service) []*outboundPort {
 	byNumber := map[uint32]*outboundPort{}
 	claimed := map[uint32]map[netip.Prefix]bool{}
-	for _, svc := range ix.snap.Services {
+	for _, svc := range services {
 		for _, port := range svc.Ports {
 			if port.Number == VirtualOutboundPort || port.Number == VirtualInboundPort {
 				continue
@@ -151,7 +152,7 @@ func addressPrefixes(addresses []string) []netip.Prefix {
 
 // transparentOutboundListeners builds virtualOutbound and the listeners it
 // hands connections to, sorted by name.
-func (ix *index) transparentOutboundListeners() ([]*listenerv3.Listener, []error) {
+func (ix *index) transparentOutboundListeners(v *view) ([]*listenerv3.Listener, []error) {
 	var (
 		out  []*listenerv3.Listener
 		errs []error
@@ -162,7 +163,7 @@ func (ix *index) transparentOutboundListeners() ([]*listenerv3.Listener, []error
 	} else {
 		out = append(out, vo)
 	}
-	for _, op := range ix.outboundPorts() {
+	for _, op := range outboundPorts(v.imported) {
 		ls, err := outboundPortListeners(op)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("outbound port %d: %w", op.number, err))
@@ -265,12 +266,12 @@ func cidrRange(prefix netip.Prefix) *corev3.CidrRange {
 // transparentRouteConfigs builds the route configuration "<port>" of every
 // port on which some service speaks HTTP, for proxies in namespace ns
 // (short names depend on it), sorted by name.
-func (ix *index) transparentRouteConfigs(ns string) ([]*routev3.RouteConfiguration, []error) {
+func (ix *index) transparentRouteConfigs(ns string, v *view) ([]*routev3.RouteConfiguration, []error) {
 	var (
 		out  []*routev3.RouteConfiguration
 		errs []error
 	)
-	for _, op := range ix.outboundPorts() {
+	for _, op := range outboundPorts(v.imported) {
 		if len(op.http) == 0 {
 			continue
 		}

@@ -81,10 +81,10 @@ var kinds = []kind{
 		},
 	},
 	{
-		group:      networkingGroup,
-		kind:       "Sidecar",
-		plural:     "sidecars",
-		spec:       (&networking.Sidecar{}).ProtoReflect().Descriptor(),
+		group:  networkingGroup,
+		kind:   "Sidecar",
+		plural: "sidecars",
+		spec:   (&networking.Sidecar{}).ProtoReflect().Descriptor(),
 		columns: []apiextv1.CustomResourceColumnDefinition{
 			stringColumn("Egress", ".spec.egress[*].hosts", "The hosts the selected proxies are configured for."),
 		},

@@ -37,8 +37,12 @@ func runCheck(args []string, stdout io.Writer) error {
 		failed++
 		fmt.Fprintln(stdout, "error:", p)
 	}
-	fmt.Fprintf(stdout, "%d services, %d workloads, %d virtual services, %d destination rules; %d errors\n",
-		len(snap.Services), len(snap.Workloads), len(snap.VirtualServices), len(snap.DestinationRules), failed)
+	fmt.Fprintf(stdout, "%d services, %d workloads, %d virtual services, %d destination rules", len(snap.Services),
+		len(snap.Workloads), len(snap.VirtualServices), len(snap.DestinationRules))
+	if len(snap.Sidecars) > 0 {
+		fmt.Fprintf(stdout, ", %d sidecars", len(snap.Sidecars))
+	}
+	fmt.Fprintf(stdout, "; %d errors\n", failed)
 	if failed > 0 {
 		return fmt.Errorf("check: %d errors", failed)
 	}

@@ -30,9 +30,12 @@ import (
 type Options struct {
 	Services  int
 	Workloads int // 0: two per service
-	Namespace string
-	Proxies   int
-	Delta     bool
+	// SidecarImports > 0 scopes each proxy with an Istio Sidecar importing
+	// that many services (synth.Options.SidecarImports).
+	SidecarImports int
+	Namespace      string
+	Proxies        int
+	Delta          bool
 	// ConnectRate paces connections (per second); 0 connects all at once.
 	ConnectRate float64
 	Changes     int      // repetitions of each change kind
@@ -123,7 +126,8 @@ func contains(list []string, s string) bool {
 }
 
 func (o *Options) mesh() synth.Options {
-	return synth.Options{Services: o.Services, Namespace: o.Namespace, Workloads: o.Workloads}
+	return synth.Options{Services: o.Services, Namespace: o.Namespace, Workloads: o.Workloads,
+		SidecarImports: o.SidecarImports, RootNamespace: o.RootNamespace}
 }
 
 // proxy is one simulated Envoy sidecar with its own connection.

@@ -53,6 +53,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	)
 	fs.IntVar(&o.Services, "services", 10, "services in the synthetic mesh (each: 2 subsets, a VirtualService 90/10, a DestinationRule)")
 	fs.IntVar(&o.Workloads, "workloads", 0, "workloads (WorkloadEntries) in all; 0 or less than 2 per service: 2 per service")
+	fs.IntVar(&o.SidecarImports, "sidecar-imports", 0, "scope every proxy with an Istio Sidecar importing this many services (svc-0000 always among them); 0: no Sidecar, every proxy gets the whole mesh")
 	fs.IntVar(&o.Proxies, "proxies", 100, "simulated Envoys; the first are the workloads' sidecars, the rest out-of-mesh clients load-N.default")
 	fs.BoolVar(&o.Delta, "delta", false, "use delta xDS instead of state of the world")
 	fs.Float64Var(&o.ConnectRate, "connect-rate", 0, "connections per second (0: all at once)")

@@ -27,6 +27,16 @@ type Options struct {
 	// spread over the services in turn, alternating v1 and v2, and named
 	// svc-XXXX-vN-K.
 	Workloads int
+	// SidecarImports, when above 0, scopes every proxy with an Istio
+	// Sidecar: the workloads of service i import svc-0000 and the services
+	// i, i+1, ... up to SidecarImports services in all (wrapping around);
+	// proxies outside the mesh import svc-0000 only (the mesh-wide default
+	// in RootNamespace). svc-0000 is always imported, so that the load
+	// test's changes reach every proxy.
+	SidecarImports int
+	// RootNamespace holds the mesh-wide default Sidecar; "istio-system" if
+	// empty.
+	RootNamespace string
 }
 
 func (o Options) namespace() string {
@@ -99,7 +109,53 @@ func Generate(o Options) []Object {
 	for _, w := range workloads[min(len(workloads), 2*o.Services):] {
 		out = append(out, WorkloadEntry(w))
 	}
+	if o.SidecarImports > 0 {
+		out = append(out, sidecars(o)...)
+	}
 	return out
+}
+
+// sidecars scopes the proxies of the mesh (see Options.SidecarImports).
+func sidecars(o Options) []Object {
+	ns, root := o.namespace(), o.RootNamespace
+	if root == "" {
+		root = "istio-system"
+	}
+	host := func(i int) string { return fmt.Sprintf("%s/%s.%s.svc.cluster.local", ns, ServiceName(i), ns) }
+	out := []Object{sidecar("default", root, "", []string{host(0)})}
+	for i := 0; i < o.Services; i++ {
+		hosts := []string{host(0)}
+		for k := 0; len(hosts) < o.SidecarImports && k < o.Services; k++ {
+			if j := (i + k) % o.Services; j != 0 {
+				hosts = append(hosts, host(j))
+			}
+		}
+		out = append(out, sidecar(ServiceName(i), ns, ServiceName(i), hosts))
+	}
+	return out
+}
+
+// sidecar writes an Istio Sidecar importing hosts, for the workloads with
+// label app: app (all of its namespace when app is "").
+func sidecar(name, ns, app string, hosts []string) Object {
+	selector := ""
+	if app != "" {
+		selector = fmt.Sprintf("\n  workloadSelector: {labels: {app: %s}}", app)
+	}
+	var list bytes.Buffer
+	for i, h := range hosts {
+		if i > 0 {
+			list.WriteString(", ")
+		}
+		fmt.Fprintf(&list, "%q", h)
+	}
+	return Object{Kind: "Sidecar", Name: name, Namespace: ns, YAML: fmt.Appendf(nil, `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: %s, namespace: %s}
+spec:%s
+  egress: [{hosts: [%s]}]
+---
+`, name, ns, selector, list.String())}
 }
 
 // Join concatenates objects into one multi-document YAML file.

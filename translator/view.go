@@ -1,0 +1,115 @@
+package translator
+
+// A proxy is configured for a view of the mesh: the whole mesh, or, when an
+// Istio Sidecar applies to it, the services the Sidecar's egress hosts
+// import. In a mesh of a thousand services, a proxy that calls three of
+// them then gets three services' clusters, endpoints and routes, not a
+// thousand's: its configuration grows with what it uses, not with the mesh.
+//
+// A view also holds the services the imported ones route to (a
+// VirtualService of an imported host may send traffic to a host the
+// Sidecar does not name): their clusters must exist for the routes to
+// work, but they get no virtual host of their own, since the proxy does
+// not call them by name.
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/minimesh/minimesh/mesh"
+)
+
+// view is the part of the mesh one proxy is configured for. Views are
+// shared: every proxy with the same Sidecar (and, for a Sidecar, the same
+// namespace) has the very same view, so the memo can key on it.
+type view struct {
+	key viewKey
+	// imported are the services the proxy calls by name (virtual hosts,
+	// listeners), sorted by hostname.
+	imported []*mesh.Service
+	// services are imported plus the services their routes send to: the
+	// ones that get clusters. Sorted by hostname.
+	services []*mesh.Service
+}
+
+// viewKey identifies a view: the zero key is the whole mesh; a Sidecar's
+// view depends on the proxy's namespace too ("." in the mesh-wide default
+// means the proxy's own namespace).
+type viewKey struct {
+	sidecar   *mesh.Sidecar
+	namespace string
+}
+
+// scoped reports whether the view is smaller than the whole mesh.
+func (v *view) scoped() bool { return v.key.sidecar != nil }
+
+// inNamespace returns the key of what depends on both the view and the
+// proxy's namespace (short host names): route configurations.
+func (v *view) inNamespace(ns string) viewKey { return viewKey{v.key.sidecar, ns} }
+
+// viewFor returns the view of proxy p, built once per Sidecar and
+// namespace. Proxyless gRPC clients ask for what they use by name and are
+// never scoped.
+func (ix *index) viewFor(p Proxy) *view {
+	var key viewKey
+	if p.Flavor == FlavorEnvoy {
+		if sc := ix.snap.SidecarFor(p.Namespace, p.Workload); sc != nil {
+			key = viewKey{sc, p.Namespace}
+		}
+	}
+	ix.memo.mu.Lock()
+	v := ix.memo.views[key]
+	ix.memo.mu.Unlock()
+	if v != nil {
+		return v
+	}
+	v = ix.buildView(key)
+	ix.memo.mu.Lock()
+	ix.memo.views[key] = v
+	ix.memo.mu.Unlock()
+	return v
+}
+
+// buildView lists the services of a view.
+func (ix *index) buildView(key viewKey) *view {
+	if key.sidecar == nil {
+		return &view{key: key, imported: ix.snap.Services, services: ix.snap.Services}
+	}
+	v := &view{key: key}
+	inView := map[string]bool{}
+	for _, svc := range ix.snap.Services {
+		if key.sidecar.Imports(svc, key.namespace) {
+			v.imported = append(v.imported, svc)
+			inView[svc.Hostname] = true
+		}
+	}
+	// The destinations of the imported services' routes.
+	for _, svc := range v.imported {
+		vs := ix.routes[svc.Hostname]
+		if vs == nil {
+			continue
+		}
+		for _, rule := range vs.HTTP {
+			for _, d := range rule.Route {
+				inView[d.Host] = true
+			}
+		}
+	}
+	for _, svc := range ix.snap.Services {
+		if inView[svc.Hostname] {
+			v.services = append(v.services, svc)
+		}
+	}
+	return v
+}
+
+// imports reports whether the view lets the proxy call host by name.
+func (v *view) imports(host string) bool {
+	if !v.scoped() {
+		return true
+	}
+	_, found := slices.BinarySearchFunc(v.imported, host, func(s *mesh.Service, h string) int {
+		return strings.Compare(s.Hostname, h)
+	})
+	return found
+}
