@@ -15,6 +15,7 @@ type index struct {
 	rules       map[string]*mesh.DestinationRule // by host
 	routes      map[string]*mesh.VirtualService  // by host
 	workloads   map[string]*mesh.Workload        // by node ID, "<name>.<namespace>"
+	sidecars    map[string][]*mesh.Sidecar       // by namespace, in name order
 	memo        memo                             // what proxies share, built once
 }
 
@@ -48,6 +49,10 @@ func NewIndex(snap *mesh.Snapshot, opts Options) Index {
 	}
 	for _, s := range snap.Services {
 		ix.services[s.Hostname] = s
+	}
+	ix.sidecars = map[string][]*mesh.Sidecar{}
+	for _, sc := range snap.Sidecars {
+		ix.sidecars[sc.Namespace] = append(ix.sidecars[sc.Namespace], sc)
 	}
 	for _, dr := range snap.DestinationRules {
 		if _, taken := ix.rules[dr.Host]; !taken {

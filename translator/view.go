@@ -53,7 +53,7 @@ func (v *view) inNamespace(ns string) viewKey { return viewKey{v.key.sidecar, ns
 func (ix *index) viewFor(p Proxy) *view {
 	var key viewKey
 	if p.Flavor == FlavorEnvoy {
-		if sc := ix.snap.SidecarFor(p.Namespace, p.Workload); sc != nil {
+		if sc := ix.sidecarFor(p.Namespace, p.Workload); sc != nil {
 			key = viewKey{sc, p.Namespace}
 		}
 	}
@@ -77,11 +77,9 @@ func (ix *index) buildView(key viewKey) *view {
 	}
 	v := &view{key: key}
 	inView := map[string]bool{}
-	for _, svc := range ix.snap.Services {
-		if key.sidecar.Imports(svc, key.namespace) {
-			v.imported = append(v.imported, svc)
-			inView[svc.Hostname] = true
-		}
+	for _, svc := range ix.importedServices(key) {
+		v.imported = append(v.imported, svc)
+		inView[svc.Hostname] = true
 	}
 	// The destinations of the imported services' routes.
 	for _, svc := range v.imported {
@@ -112,4 +110,54 @@ func (v *view) imports(host string) bool {
 		return strings.Compare(s.Hostname, h)
 	})
 	return found
+}
+
+// importedServices returns the services a Sidecar imports for a proxy in
+// key.namespace, sorted by hostname. An egress host that names one host
+// is looked up; only wildcards scan the services.
+func (ix *index) importedServices(key viewKey) []*mesh.Service {
+	found := map[*mesh.Service]bool{}
+	scan := false
+	for _, imp := range key.sidecar.Egress {
+		if strings.HasPrefix(imp.Host, "*") {
+			scan = true
+			continue
+		}
+		if svc := ix.services[imp.Host]; svc != nil && key.sidecar.Imports(svc, key.namespace) {
+			found[svc] = true
+		}
+	}
+	if scan {
+		for _, svc := range ix.snap.Services {
+			if !found[svc] && key.sidecar.Imports(svc, key.namespace) {
+				found[svc] = true
+			}
+		}
+	}
+	out := make([]*mesh.Service, 0, len(found))
+	for svc := range found {
+		out = append(out, svc)
+	}
+	slices.SortFunc(out, func(a, b *mesh.Service) int { return strings.Compare(a.Hostname, b.Hostname) })
+	return out
+}
+
+// sidecarFor is mesh.Snapshot.SidecarFor with the Sidecars indexed by
+// namespace: what thousands of proxies want.
+func (ix *index) sidecarFor(namespace string, w *mesh.Workload) *mesh.Sidecar {
+	if w != nil {
+		for _, sc := range ix.sidecars[w.Namespace] {
+			if sc.Selector != nil && labelsMatch(sc.Selector, w.Labels) {
+				return sc
+			}
+		}
+	}
+	for _, ns := range []string{namespace, ix.snap.RootNamespace} {
+		for _, sc := range ix.sidecars[ns] {
+			if sc.Selector == nil {
+				return sc
+			}
+		}
+	}
+	return nil
 }

@@ -58,3 +58,23 @@ func TestSidecarScopesTransparentProxies(t *testing.T) {
 		t.Error("two sidecars with the same Sidecar do not share their outbound clusters")
 	}
 }
+
+// TestIndexedSidecarFor: the index's lookup agrees with the model's.
+func TestIndexedSidecarFor(t *testing.T) {
+	data, err := os.ReadFile("testdata/in/sidecar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := buildSnapshot(t, string(data))
+	ix := NewIndex(snap, Options{})
+	for _, w := range append(snap.Workloads, nil) {
+		for _, ns := range []string{"shop", "data", "default", "istio-system"} {
+			if w != nil && w.Namespace != ns {
+				continue
+			}
+			if got, want := ix.sidecarFor(ns, w), snap.SidecarFor(ns, w); got != want {
+				t.Errorf("namespace %s, workload %v: index says %v, model says %v", ns, w, got, want)
+			}
+		}
+	}
+}
