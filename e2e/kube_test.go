@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -365,5 +366,103 @@ func TestKubernetesInjectionWebhook(t *testing.T) {
 	}
 	if len(plain.Spec.Containers) != 1 || len(plain.Spec.InitContainers) != 0 {
 		t.Errorf("pod in an unlabelled namespace was injected: %+v", plain.Spec.Containers)
+	}
+}
+
+// TestKubernetesServeWithShippedRBAC runs `serve --kubernetes` as the
+// service account of examples/kubernetes, with exactly the rights its
+// rbac.yaml grants: it must be able to do all of its work (watch, create
+// the CA Secret and the Lease, publish the root ConfigMap, fill the
+// webhook's caBundle, review tokens, write Events), and a proxy must get
+// its configuration through it.
+func TestKubernetesServeWithShippedRBAC(t *testing.T) {
+	env := kubetest.Start(t)
+	env.InstallCRDs(t, "../examples/kubernetes/crds.yaml")
+	env.Apply(t, "../examples/kubernetes/00-namespace.yaml")
+	env.Apply(t, "../examples/kubernetes/rbac.yaml")
+	env.Apply(t, "../examples/kubernetes/webhook.yaml")
+	env.Namespace(t, "demo")
+	client := env.Client(t)
+	createCanary(t, client)
+	env.Apply(t, "../examples/kubernetes/demo/destination-rule.yaml")
+	env.Apply(t, "../examples/kubernetes/demo/virtual-service.yaml")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	asMinimesh := env.ConfigForToken(env.ServiceAccountToken(t, "minimesh-system", "minimesh"))
+	cp, err := runner.Start(ctx, runner.Config{
+		XDSAddress: "127.0.0.1:0", Log: testlog.New(t),
+		Kubernetes: &runner.KubernetesConfig{RESTConfig: asMinimesh, Namespace: "minimesh-system", PodName: "minimesh-0"},
+	})
+	if err != nil {
+		t.Fatalf("serve as the shipped service account: %v", err)
+	}
+	defer cp.Stop()
+
+	// The leader's duties, done with the shipped rights.
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		mwc, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, runner.DefaultWebhookConfiguration, metav1.GetOptions{})
+		if err != nil || len(mwc.Webhooks[0].ClientConfig.CABundle) == 0 {
+			return false, nil
+		}
+		_, err = client.CoreV1().ConfigMaps("demo").Get(ctx, kubeca.RootCertConfigMap, metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("the leader did not fill the webhook caBundle and publish the root ConfigMap with the shipped RBAC: %v", err)
+	}
+
+	// A proxy authenticates (TokenReview with the shipped rights) and gets
+	// its configuration.
+	roots := x509.NewCertPool()
+	secret, err := client.CoreV1().Secrets("minimesh-system").Get(ctx, runner.DefaultCASecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots.AppendCertsFromPEM(secret.Data["root-cert.pem"])
+	conn, err := grpc.NewClient(cp.Addr.String(),
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "minimesh.minimesh-system.svc"})),
+		grpc.WithPerRPCCredentials(bearer(env.ServiceAccountToken(t, "demo", "client", kubeauth.Audience))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	e := envoysim.New(envoysim.Config{NodeID: "client-0.demo", Metadata: map[string]string{"INTERCEPTION_MODE": "REDIRECT"}})
+	go e.Run(ctx, conn)
+	waitComplete(t, "shipped RBAC", e)
+	if rc, ok := e.Resource(resourcev3.RouteType, "80").(*routev3.RouteConfiguration); !ok || splitOf(rc, "my-app.demo.svc.cluster.local") != "90/10" {
+		t.Errorf("route configuration 80: %v", rc)
+	}
+
+	// An invalid object gets its Event, written with the shipped rights.
+	bad := []byte(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: broken, namespace: demo}
+spec:
+  hosts: [other]
+  http:
+  - route:
+    - {destination: {host: my-app, subset: v9}}
+`)
+	path := t.TempDir() + "/bad.yaml"
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env.Apply(t, path)
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		events, err := client.CoreV1().Events("demo").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range events.Items {
+			if ev.InvolvedObject.Name == "broken" && ev.Reason == "InvalidConfig" {
+				t.Logf("event: %s", ev.Message)
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("no InvalidConfig Event for VirtualService demo/broken written with the shipped RBAC: %v", err)
 	}
 }
