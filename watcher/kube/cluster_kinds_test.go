@@ -192,8 +192,29 @@ func TestClusterEveryKindReachesTheSnapshot(t *testing.T) {
 		return err
 	}, func(s *mesh.Snapshot) bool { svc := service(s, legacyHost); return svc != nil && len(svc.Ports) == 2 })
 
+	step(t, p, "Sidecar created (imports shop only)", func() error {
+		_, err := nw.Sidecars("shop").Create(ctx, &networkingv1.Sidecar{
+			ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "shop"},
+			Spec:       networking.Sidecar{Egress: []*networking.IstioEgressListener{{Hosts: []string{"./*"}}}},
+		}, metav1.CreateOptions{})
+		return err
+	}, func(s *mesh.Snapshot) bool {
+		return len(s.Sidecars) == 1 && len(s.Sidecars[0].Egress) == 1 && s.Sidecars[0].Egress[0].Namespace == "."
+	})
+	step(t, p, "Sidecar updated (imports istio-system too)", func() error {
+		sc, err := nw.Sidecars("shop").Get(ctx, "default", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		sc.Spec.Egress[0].Hosts = append(sc.Spec.Egress[0].Hosts, "istio-system/*")
+		_, err = nw.Sidecars("shop").Update(ctx, sc, metav1.UpdateOptions{})
+		return err
+	}, func(s *mesh.Snapshot) bool { return len(s.Sidecars) == 1 && len(s.Sidecars[0].Egress) == 2 })
+
 	// Deletes, each kind.
 	del := metav1.DeleteOptions{}
+	step(t, p, "Sidecar deleted", func() error { return nw.Sidecars("shop").Delete(ctx, "default", del) },
+		func(s *mesh.Snapshot) bool { return len(s.Sidecars) == 0 })
 	step(t, p, "ServiceEntry deleted", func() error { return nw.ServiceEntries("shop").Delete(ctx, "legacy", del) },
 		func(s *mesh.Snapshot) bool { return service(s, legacyHost) == nil })
 	step(t, p, "WorkloadEntry deleted", func() error { return nw.WorkloadEntries("shop").Delete(ctx, "vm-1", del) },
