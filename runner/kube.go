@@ -91,6 +91,7 @@ func startKubernetes(ctx context.Context, cfg Config) (*kubeSource, error) {
 	if k.WebhookConfiguration == "" {
 		k.WebhookConfiguration = DefaultWebhookConfiguration
 	}
+	routeKlog(cfg.Log.Named("client-go"))
 	client, err := kubernetes.NewForConfig(k.RESTConfig)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
