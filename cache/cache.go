@@ -5,8 +5,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"weak"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/log"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -15,12 +15,9 @@ import (
 // Cache holds the published snapshot of every connected proxy, keyed by
 // node ID, and answers the xDS server's watches from them.
 type Cache struct {
-	mu    sync.Mutex
-	nodes map[string]*node
-	// xds answers watches. It runs in non-ADS mode: gRPC clients ask for
-	// exact resource names, and the ADS mode of go-control-plane never
-	// answers a request that does not name every resource in the snapshot.
-	xds cachev3.SnapshotCache
+	mu         sync.Mutex
+	nodes      map[string]*node
+	nextStream atomic.Uint64 // keys of delta stream states (delta.go)
 }
 
 // node is one proxy's published snapshot. Publishing to one node is
@@ -32,23 +29,19 @@ type node struct {
 
 	watches   map[int64]*sotwWatch // open state-of-the-world watches (sotw.go)
 	nextWatch int64
+
+	deltas    map[string]weak.Pointer[deltaStream] // every delta stream's state, by key (delta.go)
+	deltaOpen map[*deltaStream]struct{}            // the delta streams with an open watch
 }
 
-// New returns an empty cache. logger receives go-control-plane's own logs.
+// New returns an empty cache. The logger is not used any more: the cache
+// answers every watch itself and logs nothing.
 func New(logger log.Logger) *Cache {
-	return &Cache{
-		nodes: map[string]*node{},
-		xds:   cachev3.NewSnapshotCache(false, nodeIDHash{}, logger),
-	}
+	return &Cache{nodes: map[string]*node{}}
 }
-
-// nodeIDHash keys snapshots by node ID.
-type nodeIDHash struct{}
-
-func (nodeIDHash) ID(node *corev3.Node) string { return node.GetId() }
 
 // XDS returns the cache the xDS server answers from: state-of-the-world
-// watches are answered by sotw.go, delta ones by go-control-plane.
+// watches are answered by sotw.go, delta ones by delta.go.
 func (c *Cache) XDS() cachev3.Cache { return xdsCache{c} }
 
 // node returns the state of a node, creating it.
@@ -64,17 +57,15 @@ func (c *Cache) node(nodeID string) *node {
 }
 
 // Publish makes s the configuration of a node and returns the types whose
-// version changed (nil if nothing did: no proxy is pushed anything).
+// version changed (nil if nothing did: no proxy is pushed anything). The
+// error is always nil: s was checked when it was made.
 //
 // Types are switched one at a time so that a proxy's open watches fire in
 // Envoy's "make before break" order: new clusters and endpoints first,
 // then listeners and routes, and only then the removal of clusters and
 // endpoints nothing routes to any more. A route never points at a cluster
 // the proxy does not have.
-//
-// go-control-plane is given the snapshot's wire view (wire.go): resources
-// marshalled once and shared by every proxy that has them.
-func (c *Cache) Publish(ctx context.Context, nodeID string, s *Snapshot) ([]string, error) {
+func (c *Cache) Publish(_ context.Context, nodeID string, s *Snapshot) ([]string, error) {
 	n := c.node(nodeID)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -84,22 +75,21 @@ func (c *Cache) Publish(ctx context.Context, nodeID string, s *Snapshot) ([]stri
 	prev := n.snap.Load()
 	if prev == nil {
 		n.snap.Store(s)
-		n.respondSotW(s)
-		return slices.Clone(Types), c.xds.SetSnapshot(ctx, nodeID, wireView{s})
+		n.respond(s)
+		return slices.Clone(Types), nil
 	}
 	var changed []string
 	cur := prev
-	step := func(typeURL string, set *typeSet) error {
+	step := func(typeURL string, set *typeSet) {
 		if cur.sets[typeURL].version == set.version {
-			return nil
+			return
 		}
 		if !slices.Contains(changed, typeURL) {
 			changed = append(changed, typeURL)
 		}
 		cur = cur.with(typeURL, set)
 		n.snap.Store(cur)
-		n.respondSotW(cur)
-		return c.xds.SetSnapshot(ctx, nodeID, wireView{cur})
+		n.respond(cur)
 	}
 	for _, t := range Types {
 		set, old := s.sets[t], prev.sets[t]
@@ -109,28 +99,29 @@ func (c *Cache) Publish(ctx context.Context, nodeID string, s *Snapshot) ([]stri
 		if breaking[t] && removes(old, set) {
 			set = set.unionAfter(old) // make: add, remove nothing yet
 		}
-		if err := step(t, set); err != nil {
-			return changed, err
-		}
+		step(t, set)
 	}
 	for _, t := range Types {
 		if breaking[t] {
-			if err := step(t, s.sets[t]); err != nil { // break: now remove
-				return changed, err
-			}
+			step(t, s.sets[t]) // break: now remove
 		}
 	}
 	// cur now has the versions of s, but keeps the sets of prev where
 	// nothing changed. Keep s itself (the same versions: nothing to send),
-	// so that this node no longer holds the previous mesh snapshot's sets.
-	// go-control-plane (delta) keeps cur until the node's next change:
-	// telling it would make it diff every resource of every delta watch
-	// of the node for nothing.
+	// so that this node no longer holds the previous mesh snapshot's sets;
+	// the delta streams waiting for a change move onto s's sets too.
 	if cur.sameVersions(s) {
 		cur = s
 	}
 	n.snap.Store(cur)
+	n.respond(cur)
 	return changed, nil
+}
+
+// respond answers the node's open watches that s gives something to send.
+func (n *node) respond(s *Snapshot) {
+	n.respondSotW(s)
+	n.respondDelta(s)
 }
 
 // breaking are the types whose removals wait until routes and listeners
@@ -159,7 +150,7 @@ func (c *Cache) Forget(nodeID string) {
 		n.gone = true
 		n.snap.Store(nil)
 		n.watches = nil
+		n.deltas, n.deltaOpen = nil, nil
 		n.mu.Unlock()
 	}
-	c.xds.ClearSnapshot(nodeID)
 }

@@ -4,15 +4,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unique"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 )
 
 // Memo remembers, for one mesh snapshot, the work that many proxies share,
 // so that it is done once and not once per proxy:
 //
-//   - for each resource message: its wire bytes (as a pre-marshalled shell,
-//     see wire.go), its version, and whether it passed validation;
+//   - for each resource message: its wire form (marshalled once, see
+//     wire.go), its version, and whether it passed validation;
 //   - for each shared run (a list the translator hands to many proxies, see
 //     Run): the run hashed, validated and indexed by name;
 //   - whole per-type sets: proxies whose lists are made of the same runs
@@ -36,8 +38,9 @@ type Memo struct {
 type encoded struct {
 	once    sync.Once
 	version string
-	shell   types.Resource
-	err     error // it cannot be marshalled
+	wire    *discoveryv3.Resource
+	name    unique.Handle[string] // keeps the canonical name alive
+	err     error                 // it cannot be marshalled
 
 	validOnce sync.Once
 	invalid   error // what ValidateAll said
@@ -71,7 +74,7 @@ func NewMemo() *Memo {
 	}
 }
 
-// encode returns the version and the wire shell of r, computed once per
+// encode returns the version and the wire form of r, computed once per
 // memo. A nil memo remembers nothing.
 func (m *Memo) encode(r types.Resource) *encoded {
 	var e *encoded
@@ -86,7 +89,16 @@ func (m *Memo) encode(r types.Resource) *encoded {
 		}
 		m.mu.Unlock()
 	}
-	e.once.Do(func() { e.version, e.shell, e.err = encode(r) })
+	e.once.Do(func() {
+		e.version, e.wire, e.err = encode(r)
+		if e.err == nil {
+			// One copy of the name for every set, response and stream:
+			// the xDS server's requests name resources by the same
+			// canonical strings (xds.internNames) while the handle lives.
+			e.name = unique.Make(e.wire.Name)
+			e.wire.Name = e.name.Value()
+		}
+	})
 	return e
 }
 

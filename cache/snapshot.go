@@ -1,6 +1,7 @@
 // Package cache holds the configuration each proxy is served: one Snapshot
-// per proxy, from which the xDS server answers (state-of-the-world watches
-// by sotw.go, delta watches by go-control-plane's snapshot cache).
+// per proxy, from which the xDS server answers: state-of-the-world watches
+// by sotw.go, delta watches by delta.go, both from resources marshalled once
+// and shared by every proxy that has them (wire.go).
 //
 // Every resource is versioned by a hash of its content, and every type by a
 // hash of its resources, so replicas and restarts compute the same versions
@@ -21,6 +22,7 @@ import (
 	"sync"
 	"weak"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -55,14 +57,16 @@ type typeSet struct {
 	version   string                           // hash of all resource versions
 	resources map[string]types.Resource        // by name: the messages
 	versions  map[string]string                // by name: hash of the resource
-	wire      map[string]types.Resource        // by name: pre-marshalled shells (wire.go)
-	wireTTL   map[string]types.ResourceWithTTL // the same, as go-control-plane reads them
+	wire      map[string]*discoveryv3.Resource // by name: ready to send (wire.go)
 	order     []string                         // the names, in the order given
 	err       error                            // problems with single resources
 	typeURL   string
 
 	sendOnce sync.Once
 	send     *sendable // sotw.go
+
+	deltaOnce sync.Once
+	deltaAll  []*discoveryv3.Resource // every resource, in order (delta.go)
 
 	mu sync.Mutex
 	// union is the last union with an earlier set (unionAfter). The
@@ -72,11 +76,15 @@ type typeSet struct {
 	union     *typeSet
 	withTTL   map[string]types.ResourceWithTTL
 	ttlBuilt  bool
+	// diffs are the differences from the sets it was last compared with
+	// (setdiff.go), the earlier sets held weakly too.
+	diffs []*setDiff
 }
 
 // Snapshot is one proxy's complete, checked and versioned configuration.
 // It implements go-control-plane's ResourceSnapshot with the resources
-// themselves; go-control-plane is given its wire view (wire.go).
+// themselves (what the debug endpoints and tests read); the xDS answers
+// are built from each set's wire form (wire.go).
 type Snapshot struct {
 	sets map[string]*typeSet
 }
@@ -125,7 +133,8 @@ func NewSnapshotShared(byType map[string][]types.Resource, runs map[string][]Run
 // item is one resource, named, versioned and wrapped for the wire.
 type item struct {
 	name, version string
-	res, shell    types.Resource
+	res           types.Resource
+	wire          *discoveryv3.Resource
 }
 
 // part is a list of resources checked one by one: the ones filed under
@@ -161,7 +170,7 @@ func (m *Memo) ownPart(typeURL string, list []types.Resource) *part {
 			p.errs = append(p.errs, fmt.Errorf("%s %q: %w", shortType(typeURL), name, e.err))
 			continue
 		}
-		p.items = append(p.items, item{name: name, version: e.version, res: r, shell: e.shell})
+		p.items = append(p.items, item{name: e.wire.Name, version: e.version, res: r, wire: e.wire})
 	}
 	return p
 }
@@ -175,8 +184,7 @@ func buildSet(typeURL string, parts []*part) *typeSet {
 	set := &typeSet{
 		resources: make(map[string]types.Resource, n),
 		versions:  make(map[string]string, n),
-		wire:      make(map[string]types.Resource, n),
-		wireTTL:   make(map[string]types.ResourceWithTTL, n),
+		wire:      make(map[string]*discoveryv3.Resource, n),
 		order:     make([]string, 0, n),
 		typeURL:   typeURL,
 	}
@@ -199,8 +207,7 @@ func buildSet(typeURL string, parts []*part) *typeSet {
 func (s *typeSet) add(it item) {
 	s.resources[it.name] = it.res
 	s.versions[it.name] = it.version
-	s.wire[it.name] = it.shell
-	s.wireTTL[it.name] = types.ResourceWithTTL{Resource: it.shell}
+	s.wire[it.name] = it.wire
 	s.order = append(s.order, it.name)
 }
 
@@ -245,33 +252,28 @@ func (s *typeSet) unionAfter(prev *typeSet) *typeSet {
 		typeURL:   s.typeURL,
 		resources: make(map[string]types.Resource, len(prev.resources)+len(s.resources)),
 		versions:  make(map[string]string, len(prev.versions)+len(s.versions)),
-		wire:      make(map[string]types.Resource, len(prev.resources)+len(s.resources)),
-		wireTTL:   make(map[string]types.ResourceWithTTL, len(prev.resources)+len(s.resources)),
+		wire:      make(map[string]*discoveryv3.Resource, len(prev.resources)+len(s.resources)),
 	}
 	for _, n := range prev.order {
 		if _, kept := s.resources[n]; !kept {
-			u.add(item{name: n, version: prev.versions[n], res: prev.resources[n], shell: prev.wire[n]})
+			u.add(item{name: n, version: prev.versions[n], res: prev.resources[n], wire: prev.wire[n]})
 		}
 	}
 	for _, n := range s.order {
-		u.add(item{name: n, version: s.versions[n], res: s.resources[n], shell: s.wire[n]})
+		u.add(item{name: n, version: s.versions[n], res: s.resources[n], wire: s.wire[n]})
 	}
 	u.version = setVersion(u.versions)
 	s.unionPrev, s.union = weak.Make(prev), u
 	return u
 }
 
-// removes reports whether going from a to b removes a resource.
+// removes reports whether going from a to b removes a resource. Every
+// proxy making the same move shares the answer (setdiff.go).
 func removes(a, b *typeSet) bool {
 	if a == b || len(a.resources) == 0 {
 		return false
 	}
-	for n := range a.resources {
-		if _, kept := b.resources[n]; !kept {
-			return true
-		}
-	}
-	return false
+	return len(b.diffFrom(a).removed) > 0
 }
 
 // HashResource is the version of one resource: a hash of its deterministic
@@ -290,13 +292,14 @@ func versionOf(b []byte) string {
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-// encode marshals r once: its version, and a shell carrying the bytes.
-func encode(r types.Resource) (version string, shell types.Resource, err error) {
+// encode marshals r once: its version, and r ready to send (wire.go).
+func encode(r types.Resource) (version string, wire *discoveryv3.Resource, err error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 	if err != nil {
 		return "", nil, err
 	}
-	return versionOf(b), preMarshalled(r, b), nil
+	version = versionOf(b)
+	return version, wireResource(r, version, b), nil
 }
 
 // GetVersion returns the version of one type.

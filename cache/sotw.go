@@ -10,14 +10,16 @@ package cache
 // the whole set. The protocol rules are go-control-plane's (simple.go):
 // answer when the version differs from the request's, or when a subscribed
 // resource exists that the stream has not been sent; otherwise wait for a
-// version that differs. Delta watches stay with go-control-plane.
+// version that differs. Delta watches are answered by delta.go.
 
 import (
 	"context"
+	"fmt"
 	"maps"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -57,14 +59,21 @@ func (x xdsCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ou
 	}, nil
 }
 
-// CreateDeltaWatch is go-control-plane's.
-func (x xdsCache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, out chan cachev3.DeltaResponse) (func(), error) {
-	return x.c.xds.CreateDeltaWatch(req, sub, out)
-}
-
-// Fetch is go-control-plane's (the xDS server refuses fetches anyway).
-func (x xdsCache) Fetch(ctx context.Context, req *cachev3.Request) (cachev3.Response, error) {
-	return x.c.xds.Fetch(ctx, req)
+// Fetch answers a one-off request with the resources it names (all of the
+// type if it names none), unless it already has the current version. The
+// xDS server refuses fetches; this serves tools and tests.
+func (x xdsCache) Fetch(_ context.Context, req *cachev3.Request) (cachev3.Response, error) {
+	nodeID := req.GetNode().GetId()
+	s := x.c.Get(nodeID)
+	if s == nil {
+		return nil, fmt.Errorf("fetch %s: no configuration for node %q", shortType(req.GetTypeUrl()), nodeID)
+	}
+	set := s.sets[req.GetTypeUrl()]
+	if req.GetVersionInfo() == set.getVersion() {
+		return nil, fmt.Errorf("fetch %s: node %q already has version %s", shortType(req.GetTypeUrl()), nodeID, set.getVersion())
+	}
+	sub := stream.NewSotwSubscription(req.GetResourceNames(), true)
+	return newSotwResponse(req, sub, set), nil
 }
 
 // respondSotW answers the node's open watches whose type's version
@@ -147,6 +156,9 @@ func newSotwResponse(req *cachev3.Request, sub cachev3.Subscription, set *typeSe
 // subscribesAll reports whether a named subscription covers the whole set
 // (an Envoy sidecar's endpoints: it asks for every EDS cluster by name).
 func subscribesAll(set *typeSet, sub cachev3.Subscription) bool {
+	if set == nil {
+		return false
+	}
 	subscribed := sub.SubscribedResources()
 	if len(subscribed) < len(set.order) {
 		return false
@@ -183,11 +195,7 @@ func (s *typeSet) sendable() *sendable {
 	s.sendOnce.Do(func() {
 		out := &sendable{anys: make([]*anypb.Any, 0, len(s.order)), returned: make(map[string]string, len(s.order))}
 		for _, name := range s.order {
-			shell := s.wire[name]
-			out.anys = append(out.anys, &anypb.Any{
-				TypeUrl: s.typeURL,
-				Value:   shell.ProtoReflect().GetUnknown(),
-			})
+			out.anys = append(out.anys, s.wire[name].GetResource())
 			out.returned[name] = s.version
 		}
 		s.send = out

@@ -1,58 +1,40 @@
 package cache
 
-// Sending a resource costs a marshal, and go-control-plane marshals every
-// resource of every response again (RawResponse.GetDiscoveryResponse), for
-// every proxy, although nearly all proxies get the same resources: at 1000
-// services, 1.4 MiB of identical clusters and endpoints per proxy.
+// Sending a resource costs a marshal, and nearly every proxy gets the same
+// resources: at 1000 services, 1.4 MiB of identical clusters and endpoints
+// per proxy. go-control-plane's own snapshot cache marshals every resource
+// of every response again, for every proxy.
 //
-// So each resource is marshalled once, when it is hashed for its version,
-// and go-control-plane is handed a shell instead: a message of the same Go
-// type whose only content is those bytes, kept as unknown fields. Marshalling
-// a shell just copies the bytes, and they are exactly the deterministic
-// encoding of the resource, so what goes on the wire does not change.
+// So each resource is marshalled once, when it is hashed for its version
+// (one Memo entry per message), and the bytes are kept ready to send: an
+// anypb.Any around them (what a state-of-the-world response lists) inside a
+// discovery Resource with the resource's name and version (what a delta
+// response lists). The bytes are exactly the deterministic encoding that
+// the version is the hash of. These messages are shared by every set,
+// response and stream that sends the resource, so they are read only:
+// gRPC marshals them concurrently from many streams, which only reads.
 //
-// Shells are for sending only: they have no name and no fields. The cache's
-// own Snapshot (what Get returns, what the debug endpoints and tests read)
-// keeps the real messages; go-control-plane gets the wire view below.
+// The cache's own Snapshot (what Get returns, what the debug endpoints and
+// tests read) keeps the real messages.
 
 import (
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"google.golang.org/protobuf/reflect/protoreflect"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// preMarshalled returns a message of r's type whose content is only b,
-// r's wire bytes, as unknown fields.
-func preMarshalled(r types.Resource, b []byte) types.Resource {
-	m := r.ProtoReflect().New()
-	m.SetUnknown(protoreflect.RawFields(b))
-	return m.Interface()
-}
-
-// wireView is what go-control-plane sees of a snapshot: the same versions,
-// with each resource replaced by its pre-marshalled shell.
-type wireView struct{ s *Snapshot }
-
-var _ cachev3.ResourceSnapshot = wireView{}
-
-func (w wireView) GetVersion(typeURL string) string { return w.s.GetVersion(typeURL) }
-
-func (w wireView) GetResourcesAndTTL(typeURL string) map[string]types.ResourceWithTTL {
-	if set := w.s.sets[typeURL]; set != nil {
-		return set.wireTTL
+// wireResource is r ready to send: b, its deterministic encoding, with its
+// name, version and type URL.
+func wireResource(r types.Resource, version string, b []byte) *discoveryv3.Resource {
+	return &discoveryv3.Resource{
+		Name:    cachev3.GetResourceName(r),
+		Version: version,
+		Resource: &anypb.Any{
+			TypeUrl: resourcev3.APITypePrefix + string(proto.MessageName(r)),
+			Value:   b,
+		},
 	}
-	return nil
-}
-
-func (w wireView) GetResources(typeURL string) map[string]types.Resource {
-	if set := w.s.sets[typeURL]; set != nil {
-		return set.wire
-	}
-	return nil
-}
-
-func (w wireView) ConstructVersionMap() error { return nil }
-
-func (w wireView) GetVersionMap(typeURL string) map[string]string {
-	return w.s.GetVersionMap(typeURL)
 }

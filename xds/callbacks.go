@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"unique"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -225,7 +226,21 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscove
 	if req.GetTypeUrl() == resourcev3.ListenerType {
 		c.setListeners(st, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe(), false)
 	}
+	internNames(req.GetResourceNamesSubscribe())
 	return nil
+}
+
+// internNames replaces each name by its one shared copy. go-control-plane
+// keeps every name a delta stream subscribes to for the stream's life, as
+// the keys of a map; these callbacks run before it reads the request. Every
+// sidecar names the same 3000 endpoint sets at 1000 services: without this,
+// 2000 proxies held 330 MB of copies of the same strings. The cache keeps
+// the canonical copy of every resource name it serves alive (cache.Memo);
+// other names are copied and freed as usual.
+func internNames(names []string) {
+	for i, n := range names {
+		names[i] = unique.Make(n).Value()
+	}
 }
 
 // request records an ACK or a NACK. A NACK is logged once per version and
