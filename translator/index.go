@@ -15,8 +15,11 @@ type index struct {
 	rules       map[string]*mesh.DestinationRule // by host
 	routes      map[string]*mesh.VirtualService  // by host
 	workloads   map[string]*mesh.Workload        // by node ID, "<name>.<namespace>"
-	sidecars    map[string][]*mesh.Sidecar       // by namespace, in name order
-	memo        memo                             // what proxies share, built once
+	// Sidecars with a selector by one of its labels, and the namespace-wide
+	// ones by namespace (see sidecarFor).
+	sidecarsByLabel map[sidecarLabel][]*mesh.Sidecar
+	sidecarsWide    map[string]*mesh.Sidecar
+	memo            memo // what proxies share, built once
 }
 
 // Index prepares a snapshot for translation. Translating many proxies from
@@ -50,10 +53,7 @@ func NewIndex(snap *mesh.Snapshot, opts Options) Index {
 	for _, s := range snap.Services {
 		ix.services[s.Hostname] = s
 	}
-	ix.sidecars = map[string][]*mesh.Sidecar{}
-	for _, sc := range snap.Sidecars {
-		ix.sidecars[sc.Namespace] = append(ix.sidecars[sc.Namespace], sc)
-	}
+	ix.indexSidecars()
 	for _, dr := range snap.DestinationRules {
 		if _, taken := ix.rules[dr.Host]; !taken {
 			ix.rules[dr.Host] = dr

@@ -13,6 +13,7 @@ package translator
 // not call them by name.
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -142,22 +143,48 @@ func (ix *index) importedServices(key viewKey) []*mesh.Service {
 	return out
 }
 
-// sidecarFor is mesh.Snapshot.SidecarFor with the Sidecars indexed by
-// namespace: what thousands of proxies want.
+// sidecarFor is mesh.Snapshot.SidecarFor with the Sidecars indexed: what
+// thousands of proxies want. A Sidecar with a selector is filed under one
+// label of its selector, so a workload looks at the Sidecars filed under
+// its own labels only.
 func (ix *index) sidecarFor(namespace string, w *mesh.Workload) *mesh.Sidecar {
 	if w != nil {
-		for _, sc := range ix.sidecars[w.Namespace] {
-			if sc.Selector != nil && labelsMatch(sc.Selector, w.Labels) {
-				return sc
+		var best *mesh.Sidecar
+		for k, v := range w.Labels {
+			for _, sc := range ix.sidecarsByLabel[sidecarLabel{w.Namespace, k, v}] {
+				if labelsMatch(sc.Selector, w.Labels) && (best == nil || sc.Name < best.Name) {
+					best = sc
+				}
 			}
 		}
-	}
-	for _, ns := range []string{namespace, ix.snap.RootNamespace} {
-		for _, sc := range ix.sidecars[ns] {
-			if sc.Selector == nil {
-				return sc
-			}
+		if best != nil {
+			return best
 		}
 	}
-	return nil
+	if sc := ix.sidecarsWide[namespace]; sc != nil {
+		return sc
+	}
+	return ix.sidecarsWide[ix.snap.RootNamespace]
+}
+
+// sidecarLabel files a Sidecar with a selector under one of its labels.
+type sidecarLabel struct{ namespace, key, value string }
+
+// indexSidecars fills the lookups of sidecarFor. Sidecars come sorted by
+// namespace and name, and the first namespace-wide one of a namespace is
+// the one that counts.
+func (ix *index) indexSidecars() {
+	ix.sidecarsByLabel = map[sidecarLabel][]*mesh.Sidecar{}
+	ix.sidecarsWide = map[string]*mesh.Sidecar{}
+	for _, sc := range ix.snap.Sidecars {
+		if sc.Selector == nil {
+			if ix.sidecarsWide[sc.Namespace] == nil {
+				ix.sidecarsWide[sc.Namespace] = sc
+			}
+			continue
+		}
+		k := slices.Min(slices.Collect(maps.Keys(sc.Selector)))
+		key := sidecarLabel{sc.Namespace, k, sc.Selector[k]}
+		ix.sidecarsByLabel[key] = append(ix.sidecarsByLabel[key], sc)
+	}
 }

@@ -78,3 +78,35 @@ func TestIndexedSidecarFor(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexedSidecarForPicksFirstByName: two Sidecars select a workload
+// through different labels; the first in name order applies, as in the model.
+func TestIndexedSidecarForPicksFirstByName(t *testing.T) {
+	snap := buildSnapshot(t, `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: w, namespace: shop}
+spec: {address: 10.0.0.1, labels: {app: a, tier: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: b-by-app, namespace: shop}
+spec: {workloadSelector: {labels: {app: a}}, egress: [{hosts: ["./*"]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: a-by-tier, namespace: shop}
+spec: {workloadSelector: {labels: {tier: web, app: a}}, egress: [{hosts: ["*/*"]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: 0-other, namespace: shop}
+spec: {workloadSelector: {labels: {app: z}}, egress: [{hosts: ["*/*"]}]}
+`)
+	ix := NewIndex(snap, Options{})
+	w := snap.Workloads[0]
+	got, want := ix.sidecarFor("shop", w), snap.SidecarFor("shop", w)
+	if want == nil || want.Name != "a-by-tier" || got != want {
+		t.Errorf("index picks %v, model picks %v; want a-by-tier", got, want)
+	}
+}
