@@ -28,6 +28,7 @@ import (
 // translator index). Safe for concurrent use.
 type Memo struct {
 	mu      sync.Mutex
+	prev    *Memo // see NewMemoFrom; nil once this memo's generation is over
 	entries map[types.Resource]*encoded
 	runs    map[runKey]*sharedRun
 	sets    map[string]*setEntry
@@ -74,8 +75,24 @@ func NewMemo() *Memo {
 	}
 }
 
+// NewMemoFrom returns an empty memo for the mesh snapshot after prev's. A
+// resource that prev encoded and validated (the very same message: the
+// translator hands unchanged per-proxy messages out again, see
+// translator.NewIndexFrom) is not encoded or validated again. Only one
+// generation is kept: prev forgets its own predecessor.
+func NewMemoFrom(prev *Memo) *Memo {
+	m := NewMemo()
+	if prev != nil {
+		prev.mu.Lock()
+		prev.prev = nil
+		prev.mu.Unlock()
+		m.prev = prev
+	}
+	return m
+}
+
 // encode returns the version and the wire form of r, computed once per
-// memo. A nil memo remembers nothing.
+// memo (or taken over from the previous one). A nil memo remembers nothing.
 func (m *Memo) encode(r types.Resource) *encoded {
 	var e *encoded
 	if m == nil {
@@ -83,8 +100,20 @@ func (m *Memo) encode(r types.Resource) *encoded {
 	} else {
 		m.mu.Lock()
 		e = m.entries[r]
-		if e == nil {
-			e = &encoded{}
+		prev := m.prev
+		m.mu.Unlock()
+		if e == nil && prev != nil {
+			prev.mu.Lock()
+			e = prev.entries[r]
+			prev.mu.Unlock()
+		}
+		m.mu.Lock()
+		if cur := m.entries[r]; cur != nil {
+			e = cur
+		} else {
+			if e == nil {
+				e = &encoded{}
+			}
 			m.entries[r] = e
 		}
 		m.mu.Unlock()

@@ -135,11 +135,17 @@ func New(c *cache.Cache, log *zap.Logger, o Options) *Runner {
 func (r *Runner) Update(ctx context.Context, snap *mesh.Snapshot) {
 	r.updating.Lock()
 	defer r.updating.Unlock()
-	index := translator.NewIndex(snap, r.translatorOptions)
+	// From the previous index and memo: what a proxy gets for itself and
+	// did not change is neither rebuilt nor encoded again.
+	r.mu.Lock()
+	prevIndex, prevMemo := r.index, r.memo
+	r.mu.Unlock()
+	index := translator.NewIndexFrom(snap, r.translatorOptions, prevIndex)
+	memo := cache.NewMemoFrom(prevMemo)
 	r.mu.Lock()
 	r.mesh = snap
 	r.index = index
-	r.memo = cache.NewMemo()
+	r.memo = memo
 	r.generation++
 	r.mu.Unlock()
 	r.stats.updates.Add(1)

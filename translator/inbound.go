@@ -28,12 +28,26 @@ type inboundPort struct {
 // inboundPorts lists the ports on which workload w receives service traffic:
 // for every service endpoint backed by w, the endpoint port of each service
 // port. When two services disagree on a port's protocol, HTTP wins.
+//
+// The ports of every workload are found in one pass over the services,
+// the first time any proxy asks.
 func (ix *index) inboundPorts(w *mesh.Workload) []inboundPort {
-	byPort := map[uint32]mesh.Protocol{}
+	ix.inboundOnce.Do(ix.indexInboundPorts)
+	return ix.inbound[w]
+}
+
+// indexInboundPorts finds the inbound ports of every workload.
+func (ix *index) indexInboundPorts() {
+	byWorkload := map[*mesh.Workload]map[uint32]mesh.Protocol{}
 	for _, svc := range ix.snap.Services {
 		for _, ep := range svc.Endpoints {
-			if ep.Workload != w {
+			if ep.Workload == nil {
 				continue
+			}
+			byPort := byWorkload[ep.Workload]
+			if byPort == nil {
+				byPort = map[uint32]mesh.Protocol{}
+				byWorkload[ep.Workload] = byPort
 			}
 			for _, p := range svc.Ports {
 				n := ep.PortFor(p)
@@ -43,12 +57,15 @@ func (ix *index) inboundPorts(w *mesh.Workload) []inboundPort {
 			}
 		}
 	}
-	out := make([]inboundPort, 0, len(byPort))
-	for n, proto := range byPort {
-		out = append(out, inboundPort{port: n, protocol: proto})
+	ix.inbound = make(map[*mesh.Workload][]inboundPort, len(byWorkload))
+	for w, byPort := range byWorkload {
+		out := make([]inboundPort, 0, len(byPort))
+		for n, proto := range byPort {
+			out = append(out, inboundPort{port: n, protocol: proto})
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
+		ix.inbound[w] = out
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
-	return out
 }
 
 // addInbound adds a listener and a local cluster per inbound port of the
@@ -64,13 +81,18 @@ func (ix *index) addInbound(res *Resources, p Proxy) []error {
 	var errs []error
 	for _, in := range ix.inboundPorts(p.Workload) {
 		in.mode = ix.inboundMode(p.Workload, in.port)
-		l, c, err := inboundListener(bind, in)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("inbound port %d: %w", in.port, err))
-			continue
+		key := inboundKey{bind, in}
+		b, ok := lookup(ix.carry, inboundOf, key)
+		if !ok {
+			var err error
+			if b.listener, b.cluster, err = inboundListener(bind, in); err != nil {
+				errs = append(errs, fmt.Errorf("inbound port %d: %w", in.port, err))
+				continue
+			}
+			store(ix.carry, inboundOf, key, b)
 		}
-		res.Listeners = append(res.Listeners, l)
-		res.Clusters = append(res.Clusters, c)
+		res.Listeners = append(res.Listeners, b.listener)
+		res.Clusters = append(res.Clusters, b.cluster)
 	}
 	return errs
 }

@@ -2,6 +2,7 @@ package translator
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/minimesh/minimesh/mesh"
 )
@@ -19,7 +20,11 @@ type index struct {
 	// ones by namespace (see sidecarFor).
 	sidecarsByLabel map[sidecarLabel][]*mesh.Sidecar
 	sidecarsWide    map[string]*mesh.Sidecar
-	memo            memo // what proxies share, built once
+	memo            memo   // what proxies share, built once
+	carry           *carry // per-proxy messages, reused across snapshots
+
+	inboundOnce sync.Once
+	inbound     map[*mesh.Workload][]inboundPort // see inboundPorts
 }
 
 // Index prepares a snapshot for translation. Translating many proxies from
@@ -27,11 +32,21 @@ type index struct {
 type Index = *index
 
 // NewIndex builds the lookups for snap.
-func NewIndex(snap *mesh.Snapshot, opts Options) Index {
+func NewIndex(snap *mesh.Snapshot, opts Options) Index { return NewIndexFrom(snap, opts, nil) }
+
+// NewIndexFrom is NewIndex for the snapshot that follows prev's (nil for
+// none): the per-proxy messages prev handed out are handed out again where
+// their inputs did not change (see carry.go).
+func NewIndexFrom(snap *mesh.Snapshot, opts Options, prev Index) Index {
+	var prevCarry *carry
+	if prev != nil {
+		prevCarry = prev.carry
+	}
 	if opts.TrustDomain == "" {
 		opts.TrustDomain = "cluster.local"
 	}
 	ix := &index{
+		carry:       newCarry(prevCarry),
 		snap:        snap,
 		trustDomain: opts.TrustDomain,
 		memo: memo{

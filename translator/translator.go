@@ -78,18 +78,27 @@ func (ix *index) translateEnvoy(p Proxy) (*Resources, []error) {
 	res.Clusters = append(res.Clusters, out.clusters...)
 	res.Endpoints = append(res.Endpoints, out.endpoints...)
 	errs = append(errs, out.errs...)
-	res.Secrets = secrets(p)
+	res.Secrets = ix.secrets(p)
 	return res, errs
 }
 
 // secrets are a sidecar's SDS secrets: its own certificate and the mesh
 // roots. Only a registered workload has an identity, and it gets its own
 // certificate and no other.
-func secrets(p Proxy) []*tlsv3.Secret {
+func (ix *index) secrets(p Proxy) []*tlsv3.Secret {
 	if p.Workload == nil || p.Certificate == nil {
 		return nil
 	}
-	return []*tlsv3.Secret{WorkloadCertSecret(p.Certificate.ChainPEM, p.Certificate.KeyPEM), RootCASecret(p.TrustBundlePEM)}
+	if len(p.Certificate.ChainPEM) == 0 || len(p.Certificate.KeyPEM) == 0 {
+		return []*tlsv3.Secret{WorkloadCertSecret(p.Certificate.ChainPEM, p.Certificate.KeyPEM), RootCASecret(p.TrustBundlePEM)}
+	}
+	key := secretsKey{&p.Certificate.ChainPEM[0], &p.Certificate.KeyPEM[0], string(p.TrustBundlePEM)}
+	if s, ok := lookup(ix.carry, secretsOf, key); ok {
+		return s
+	}
+	s := []*tlsv3.Secret{WorkloadCertSecret(p.Certificate.ChainPEM, p.Certificate.KeyPEM), RootCASecret(p.TrustBundlePEM)}
+	store(ix.carry, secretsOf, key, s)
+	return s
 }
 
 // addClusters builds the given outbound clusters and their endpoints.

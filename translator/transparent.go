@@ -68,7 +68,7 @@ func (ix *index) translateTransparent(p Proxy) (*Resources, []error) {
 	res.Clusters = append(res.Clusters, shared.clusters...)
 	res.Endpoints = append(res.Endpoints, shared.endpoints...)
 	errs = append(errs, shared.errs...)
-	res.Secrets = secrets(p)
+	res.Secrets = ix.secrets(p)
 	return res, errs
 }
 
