@@ -131,6 +131,16 @@ func (c *callbacks) stream(id streamKey, node *corev3.Node) (*streamState, error
 	st := c.streams[id]
 	c.mu.Unlock()
 	if st != nil {
+		// go-control-plane takes the node of every request that carries
+		// one, and answers for it: a stream authorized as one node must
+		// never ask as another, or it would get that node's configuration
+		// (and its private key).
+		if node != nil && node.GetId() != st.node.GetId() {
+			c.metrics.refuse("node_changed")
+			c.log.Warn("xDS stream refused: it changed its node ID", zap.String("proxy", st.node.GetId()),
+				zap.String("new_node_id", node.GetId()))
+			return nil, refused("this stream was authorized as node %q; it cannot ask as %q", st.node.GetId(), node.GetId())
+		}
 		return st, nil
 	}
 	if node.GetId() == "" {
