@@ -108,9 +108,7 @@ func Start(ctx context.Context, cfg Config) (*certs.CA, *Replica, error) {
 			OnStartedLeading: func(ctx context.Context) {
 				r.leading.Store(true)
 				cfg.Log.Info("leading: this replica creates the CA secret if missing", zap.String("identity", cfg.Identity))
-				if err := r.createSecretIfMissing(ctx); err != nil {
-					cfg.Log.Error("cannot create the CA secret", zap.Error(err))
-				}
+				r.createSecretUntilDone(ctx)
 				r.firstLead.Do(func() { close(r.leader) })
 			},
 			OnStoppedLeading: func() {
@@ -170,6 +168,28 @@ func (r *Replica) waitForSecret(ctx context.Context) (*certs.CA, error) {
 			return nil, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+// createSecretUntilDone creates the CA Secret if it is missing, retrying
+// with a growing delay (up to 30 s) until it exists or ctx ends (leadership
+// lost): every replica waits for it, so giving up would leave them all
+// waiting.
+func (r *Replica) createSecretUntilDone(ctx context.Context) {
+	delay := 500 * time.Millisecond
+	for {
+		err := r.createSecretIfMissing(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		r.cfg.Log.Error("cannot create the CA secret; retrying", zap.String("secret", r.cfg.Namespace+"/"+r.cfg.SecretName),
+			zap.Duration("in", delay), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
 	}
 }
 

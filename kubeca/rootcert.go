@@ -15,7 +15,9 @@ import (
 
 // PublishRootCert keeps the ConfigMap RootCertConfigMap, holding bundle,
 // in every namespace (new ones included) while this replica leads, until
-// ctx ends. Only the leader writes, so replicas never fight over it.
+// ctx ends. Only the leader writes, so replicas never fight over it: a
+// replica that lost the Lease stops writing (its informer keeps running,
+// ready for the next time it leads).
 func (r *Replica) PublishRootCert(ctx context.Context, bundle []byte) {
 	select {
 	case <-r.leader:
@@ -44,7 +46,7 @@ func (r *Replica) PublishRootCert(ctx context.Context, bundle []byte) {
 // ensureRootCert creates or corrects the root-cert ConfigMap of one
 // namespace.
 func (r *Replica) ensureRootCert(ctx context.Context, ns *corev1.Namespace, bundle []byte) {
-	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
+	if !r.IsLeader() || ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
 		return
 	}
 	cms := r.cfg.Client.CoreV1().ConfigMaps(ns.Name)

@@ -217,9 +217,14 @@ func (r *Runner) Connect(node *corev3.Node) error {
 	}
 	if _, err := r.rebuild(context.Background(), p); err != nil {
 		// Publish an empty but valid snapshot so that the proxy is answered
-		// and sees nothing rather than hanging; the error is logged.
-		empty, _ := cache.NewSnapshot(nil)
-		_, _ = r.cache.Publish(context.Background(), node.GetId(), empty)
+		// and sees nothing rather than hanging; the error is logged. Not
+		// over a good snapshot a concurrent update published meanwhile.
+		p.mu.Lock()
+		if !p.gone && r.cache.Get(node.GetId()) == nil {
+			empty, _ := cache.NewSnapshot(nil)
+			_, _ = r.cache.Publish(context.Background(), node.GetId(), empty)
+		}
+		p.mu.Unlock()
 	}
 	return nil
 }

@@ -47,6 +47,43 @@ type callbacks struct {
 	streams map[streamKey]*streamState
 	byNode  map[string]map[streamKey]*streamState // the same streams, by node ID
 	peers   map[streamKey]Peer                    // from OnStreamOpen until the first request
+
+	nodes nodeLocks // serializes each node's connect and disconnect
+}
+
+// nodeLocks is a mutex per node ID, held only while in use.
+type nodeLocks struct {
+	mu    sync.Mutex
+	locks map[string]*nodeLock
+}
+
+type nodeLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock locks id's mutex and returns the function that unlocks it.
+func (l *nodeLocks) lock(id string) (unlock func()) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = map[string]*nodeLock{}
+	}
+	nl := l.locks[id]
+	if nl == nil {
+		nl = &nodeLock{}
+		l.locks[id] = nl
+	}
+	nl.users++
+	l.mu.Unlock()
+	nl.Lock()
+	return func() {
+		nl.Unlock()
+		l.mu.Lock()
+		if nl.users--; nl.users == 0 {
+			delete(l.locks, id)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // streamKey identifies a stream. go-control-plane numbers state-of-the-world
@@ -117,9 +154,13 @@ func (c *callbacks) closed(id streamKey) {
 	}
 	c.metrics.streamClosed(st.node)
 	c.log.Info("stream closed", zap.String("proxy", st.node.GetId()), zap.Int64("stream", id.id), zap.Bool("delta", id.delta))
-	if c.tracker.streamClosed(st.node.GetId()) {
+	unlock := c.nodes.lock(st.node.GetId())
+	last := c.tracker.streamClosed(st.node.GetId())
+	if last {
 		c.hooks.Disconnect(st.node.GetId())
-	} else {
+	}
+	unlock()
+	if !last {
 		c.updateListeners(st.node)
 	}
 }
@@ -157,6 +198,11 @@ func (c *callbacks) stream(id streamKey, node *corev3.Node) (*streamState, error
 		return nil, refused("%v", err)
 	}
 	st = &streamState{node: node, listeners: map[string]bool{}}
+	// A node's first stream connecting and its last stream closing are
+	// serialized, so that a late Disconnect never forgets a node that has
+	// just connected again.
+	unlock := c.nodes.lock(node.GetId())
+	defer unlock()
 	first, otherAgent := c.tracker.streamOpened(node)
 	if !first && otherAgent != node.GetUserAgentName() {
 		// One node ID, two kinds of client: they share one configuration,
