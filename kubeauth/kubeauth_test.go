@@ -2,6 +2,7 @@ package kubeauth
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -106,6 +107,18 @@ func TestParseServiceAccount(t *testing.T) {
 	} {
 		if _, err := parseServiceAccount(user); (err == nil) != ok {
 			t.Errorf("parseServiceAccount(%q) err = %v, want ok=%v", user, err, ok)
+		}
+	}
+}
+
+func TestJWTExpiry(t *testing.T) {
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	if exp, err := jwtExpiry(enc(`{"alg":"RS256"}`) + "." + enc(`{"exp":1900000000}`) + ".sig"); err != nil || exp.Unix() != 1900000000 {
+		t.Errorf("a JWT's exp: %v, %v", exp, err)
+	}
+	for _, bad := range []string{"junk", "a.b", "a.!!!.c", enc("{}") + "." + enc(`{"sub":"x"}`) + ".sig"} {
+		if _, err := jwtExpiry(bad); err == nil {
+			t.Errorf("jwtExpiry(%q) accepted it", bad)
 		}
 	}
 }

@@ -13,6 +13,8 @@ package kubeauth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -69,6 +71,12 @@ func (r *Reviewer) Review(ctx context.Context, token string) (Identity, error) {
 	if token == "" {
 		return Identity{}, errors.New("no token")
 	}
+	exp, err := jwtExpiry(token)
+	if err != nil {
+		// Not even shaped like a service-account token: refused without
+		// asking the API server, so junk cannot make minimesh flood it.
+		return Identity{}, err
+	}
 	key := sha256.Sum256([]byte(token))
 	now := r.now()
 	r.mu.Lock()
@@ -88,8 +96,37 @@ func (r *Reviewer) Review(ctx context.Context, token string) (Identity, error) {
 	if len(r.cache) > 10000 {
 		clear(r.cache) // crude bound; a cold cache only costs API calls
 	}
-	r.cache[key] = review{id: id, err: err, expires: now.Add(r.ttl)}
+	expires := now.Add(r.ttl)
+	if err == nil && exp.Before(expires) {
+		expires = exp // an accepted token is not trusted past its own expiry
+	}
+	r.cache[key] = review{id: id, err: err, expires: expires}
 	return id, err
+}
+
+// jwtExpiry returns the "exp" of a JWT's payload, read without checking
+// the signature: it only bounds how long an answer of the API server is
+// remembered, and shapes that are no JWT at all are refused early. The API
+// server does the real checks.
+func jwtExpiry(token string) (time.Time, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return time.Time{}, errors.New("token is not a JWT (want header.payload.signature)")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, fmt.Errorf("token is not a JWT: payload: %w", err)
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return time.Time{}, fmt.Errorf("token is not a JWT: payload: %w", err)
+	}
+	if claims.Exp == 0 {
+		return time.Time{}, errors.New("token has no expiry (exp); projected service-account tokens always have one")
+	}
+	return time.Unix(claims.Exp, 0), nil
 }
 
 // apiError is a failure to reach the API server, as opposed to a refusal.
