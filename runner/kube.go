@@ -135,6 +135,15 @@ func (k *kubeSource) Run(ctx context.Context, publish func(*mesh.Snapshot)) erro
 // the leader's duties. It returns once the listeners are open.
 func (k *kubeSource) serveHTTPS(ctx context.Context, tlsConfig *tls.Config, log *zap.Logger) error {
 	go k.replica.PublishRootCert(ctx, k.ca.TrustBundlePEM())
+	go func() {
+		// Events and status of objects that were already invalid before
+		// this replica led are written now, not at the next change.
+		select {
+		case <-k.replica.Leading():
+			k.watcher.Resync()
+		case <-ctx.Done():
+		}
+	}()
 	go k.fillWebhookCABundle(ctx, log)
 	servers := map[string]http.Handler{}
 	if k.cfg.STSAddress != "" {

@@ -89,6 +89,11 @@ func (w *Watcher) watch(kind string, inf cache.SharedIndexInformer) {
 }
 
 // signal notes that something changed, without blocking the informer.
+// Resync rebuilds from the caches soon, as if something had changed: for a
+// replica that has just become the one that writes Events and status
+// (Config.WritesStatus), so that the problems already there get theirs.
+func (w *Watcher) Resync() { w.signal() }
+
 func (w *Watcher) signal() {
 	select {
 	case w.changed <- struct{}{}:
