@@ -25,8 +25,10 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/minimesh/minimesh/mesh"
+	"github.com/minimesh/minimesh/watcher"
 )
 
 // Config configures a Watcher.
@@ -45,9 +47,8 @@ type Watcher struct {
 	cfg   Config
 	files map[string]*fileState // by path
 	last  *mesh.Snapshot
-	// reported are the diagnostics already logged, so a reload logs only
-	// what is new.
-	reported map[string]bool
+	// problems logs what a reload finds, each problem once.
+	problems *watcher.ProblemLog
 	// lastGood is the last version of each object that was served.
 	lastGood mesh.LastGood
 }
@@ -68,15 +69,16 @@ func New(cfg Config) *Watcher {
 		cfg.DefaultNamespace = "default"
 	}
 	if cfg.HoldOff == 0 {
-		cfg.HoldOff = 20 * time.Millisecond
+		cfg.HoldOff = watcher.DefaultHoldOff
 	}
 	if cfg.MaxDelay == 0 {
-		cfg.MaxDelay = 100 * time.Millisecond
+		cfg.MaxDelay = watcher.DefaultMaxDelay
 	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	return &Watcher{cfg: cfg, files: map[string]*fileState{}, reported: map[string]bool{}}
+	return &Watcher{cfg: cfg, files: map[string]*fileState{},
+		problems: watcher.NewProblemLog(cfg.Log, zapcore.ErrorLevel)}
 }
 
 // Load reads the whole directory and returns the mesh it describes, with
@@ -215,11 +217,7 @@ func (w *Watcher) Run(ctx context.Context, publish func(*mesh.Snapshot)) error {
 	}
 	w.reload(publish)
 
-	var (
-		holdOff  = time.NewTimer(time.Hour)
-		deadline <-chan time.Time
-	)
-	holdOff.Stop()
+	debounce := watcher.NewDebounce(w.cfg.HoldOff, w.cfg.MaxDelay)
 	for {
 		select {
 		case <-ctx.Done():
@@ -234,22 +232,15 @@ func (w *Watcher) Run(ctx context.Context, publish func(*mesh.Snapshot)) error {
 					_ = w.watchTree(fw)
 				}
 			}
-			holdOff.Reset(w.cfg.HoldOff)
-			if deadline == nil {
-				deadline = time.After(w.cfg.MaxDelay)
-			}
+			debounce.Changed()
 		case err, ok := <-fw.Errors:
 			if !ok {
 				return nil
 			}
 			w.cfg.Log.Warn("file watch error; reloading everything", zap.Error(err))
-			holdOff.Reset(w.cfg.HoldOff)
-		case <-holdOff.C:
-			deadline = nil
-			w.reload(publish)
-		case <-deadline:
-			holdOff.Stop()
-			deadline = nil
+			debounce.Changed()
+		case <-debounce.C():
+			debounce.Fired()
 			w.reload(publish)
 		}
 	}
@@ -285,32 +276,10 @@ func (w *Watcher) reload(publish func(*mesh.Snapshot)) {
 		w.cfg.Log.Error("cannot read config dir; serving the last good configuration", zap.Error(err))
 		return
 	}
-	w.report(problems)
+	w.problems.Report(problems)
 	if w.last != nil && reflect.DeepEqual(w.last, snap) {
 		return // nothing changed
 	}
 	w.last = snap
 	publish(snap)
-}
-
-// report logs each problem once, when it first appears.
-func (w *Watcher) report(problems []error) {
-	current := map[string]bool{}
-	for _, p := range problems {
-		msg := p.Error()
-		current[msg] = true
-		if w.reported[msg] {
-			continue
-		}
-		var d mesh.Diagnostic
-		switch {
-		case errors.As(p, &d) && d.Severity == mesh.SeverityInfo:
-			w.cfg.Log.Info(msg)
-		case errors.As(p, &d) && d.Severity == mesh.SeverityWarning:
-			w.cfg.Log.Warn(msg)
-		default:
-			w.cfg.Log.Error(msg)
-		}
-	}
-	w.reported = current
 }

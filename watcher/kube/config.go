@@ -8,6 +8,8 @@ import (
 	"go.uber.org/zap"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/minimesh/minimesh/watcher"
 )
 
 // Config configures a Watcher.
@@ -35,10 +37,10 @@ type Config struct {
 // withDefaults returns cfg with its empty fields filled in.
 func (cfg Config) withDefaults() Config {
 	if cfg.HoldOff == 0 {
-		cfg.HoldOff = 20 * time.Millisecond
+		cfg.HoldOff = watcher.DefaultHoldOff
 	}
 	if cfg.MaxDelay == 0 {
-		cfg.MaxDelay = 100 * time.Millisecond
+		cfg.MaxDelay = watcher.DefaultMaxDelay
 	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()

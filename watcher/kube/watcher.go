@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/minimesh/minimesh/mesh"
+	"github.com/minimesh/minimesh/watcher"
 )
 
 // Watcher watches one cluster.
@@ -26,9 +28,8 @@ type Watcher struct {
 	last    *mesh.Snapshot
 	// lastGood serves the last good version of invalid objects.
 	lastGood mesh.LastGood
-	// logged are the problems already logged, so that a rebuild logs only
-	// what is new.
-	logged map[string]bool
+	// problems logs what a rebuild finds, each problem once.
+	problems *watcher.ProblemLog
 }
 
 // New returns a watcher of the cluster cfg.RESTConfig reaches; call Run.
@@ -55,11 +56,11 @@ func newWatcher(cfg Config, kc kubernetes.Interface, ic istioclient.Interface) (
 		return nil, err
 	}
 	w := &Watcher{
-		cfg:     cfg,
-		caches:  newCaches(kc, ic, cfg.Namespaces),
-		status:  status,
-		changed: make(chan struct{}, 1),
-		logged:  map[string]bool{},
+		cfg:      cfg,
+		caches:   newCaches(kc, ic, cfg.Namespaces),
+		status:   status,
+		changed:  make(chan struct{}, 1),
+		problems: watcher.NewProblemLog(cfg.Log, zapcore.WarnLevel),
 	}
 	w.caches.each(w.watch)
 	status.exists = func(kind, namespace, name string) bool {
@@ -122,26 +123,15 @@ func (w *Watcher) Run(ctx context.Context, publish func(*mesh.Snapshot)) error {
 	w.cfg.Log.Info("Kubernetes informers synced", zap.Duration("took", time.Since(start)))
 	w.rebuild(ctx, publish)
 
-	var (
-		holdOff  = time.NewTimer(time.Hour)
-		deadline <-chan time.Time
-	)
-	holdOff.Stop()
+	debounce := watcher.NewDebounce(w.cfg.HoldOff, w.cfg.MaxDelay)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-w.changed:
-			holdOff.Reset(w.cfg.HoldOff)
-			if deadline == nil {
-				deadline = time.After(w.cfg.MaxDelay)
-			}
-		case <-holdOff.C:
-			deadline = nil
-			w.rebuild(ctx, publish)
-		case <-deadline:
-			holdOff.Stop()
-			deadline = nil
+			debounce.Changed()
+		case <-debounce.C():
+			debounce.Fired()
 			w.rebuild(ctx, publish)
 		}
 	}
@@ -154,7 +144,11 @@ func (w *Watcher) rebuild(ctx context.Context, publish func(*mesh.Snapshot)) {
 	opts := mesh.Options{DomainSuffix: w.cfg.DomainSuffix, RootNamespace: w.cfg.RootNamespace}
 	snap, diags, notes := w.lastGood.Build(c.objs, nil, opts)
 	diags = append(c.diags, diags...)
-	w.logProblems(diags, notes)
+	problems := make([]error, 0, len(diags)+len(notes))
+	for _, d := range diags {
+		problems = append(problems, d)
+	}
+	w.problems.Report(append(problems, notes...))
 	if w.last == nil || !reflect.DeepEqual(w.last, snap) {
 		w.last = snap
 		publish(snap)
@@ -162,31 +156,6 @@ func (w *Watcher) rebuild(ctx context.Context, publish func(*mesh.Snapshot)) {
 	// After publishing: writing Events and status takes round trips to
 	// the API server, and proxies should not wait for them.
 	w.status.report(ctx, diags, c.origins)
-}
-
-// logProblems logs each problem once, when it first appears.
-func (w *Watcher) logProblems(diags []mesh.Diagnostic, notes []error) {
-	current := map[string]bool{}
-	log := func(msg string, f func(string, ...zap.Field)) {
-		current[msg] = true
-		if !w.logged[msg] {
-			f(msg)
-		}
-	}
-	for _, d := range diags {
-		switch d.Severity {
-		case mesh.SeverityInfo:
-			log(d.Error(), w.cfg.Log.Info)
-		case mesh.SeverityWarning:
-			log(d.Error(), w.cfg.Log.Warn)
-		default:
-			log(d.Error(), w.cfg.Log.Error)
-		}
-	}
-	for _, n := range notes {
-		log(n.Error(), w.cfg.Log.Warn)
-	}
-	w.logged = current
 }
 
 // resourceVersion of a cached object; "" when it has none.
