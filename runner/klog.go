@@ -15,8 +15,7 @@ func routeKlog(log *zap.Logger) {
 
 // klogSink is a logr.LogSink writing to zap.
 type klogSink struct {
-	log  *zap.Logger
-	name string
+	log *zap.Logger
 }
 
 func (s *klogSink) Init(logr.RuntimeInfo)  {}
@@ -31,11 +30,11 @@ func (s *klogSink) Error(err error, msg string, kv ...any) {
 }
 
 func (s *klogSink) WithValues(kv ...any) logr.LogSink {
-	return &klogSink{log: s.log.With(fields(kv)...), name: s.name}
+	return &klogSink{log: s.log.With(fields(kv)...)}
 }
 
 func (s *klogSink) WithName(name string) logr.LogSink {
-	return &klogSink{log: s.log.Named(name), name: name}
+	return &klogSink{log: s.log.Named(name)}
 }
 
 // fields turns logr's alternating keys and values into zap fields.

@@ -101,13 +101,7 @@ func (ix *index) addInbound(res *Resources, p Proxy) []error {
 // that reaches the application. HTTP ports get an HTTP connection manager
 // (so Envoy's HTTP stats and, later, policies apply); others a TCP proxy.
 func inboundListener(bind string, in inboundPort) (*listenerv3.Listener, *clusterv3.Cluster, error) {
-	c, err := inboundCluster(in)
-	if err != nil {
-		return nil, nil, err
-	}
-	chains, err := mtlsFilterChains(in.mode, func(mtls bool) (*listenerv3.FilterChain, error) {
-		return inboundChain(in, c.Name, mtls)
-	})
+	chains, c, err := inboundChains(in)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -120,6 +114,23 @@ func inboundListener(bind string, in inboundPort) (*listenerv3.Listener, *cluste
 		l.ListenerFilters = []*listenerv3.ListenerFilter{inspector}
 	}
 	return l, c, nil
+}
+
+// inboundChains builds the filter chains that serve one inbound port under
+// its mTLS mode, and the cluster they hand traffic to: the same in
+// explicit mode's listener and in transparent mode's virtualInbound.
+func inboundChains(in inboundPort) ([]*listenerv3.FilterChain, *clusterv3.Cluster, error) {
+	c, err := inboundCluster(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	chains, err := mtlsFilterChains(in.mode, func(mtls bool) (*listenerv3.FilterChain, error) {
+		return inboundChain(in, c.Name, mtls)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return chains, c, nil
 }
 
 // inboundCluster reaches the application on 127.0.0.1, on the port the

@@ -69,17 +69,23 @@ func (ix *index) translateEnvoy(p Proxy) (*Resources, []error) {
 	// Inbound first: "inbound|..." sorts before "outbound|...", so with the
 	// shared, sorted outbound list after it the result needs no sorting.
 	errs = append(errs, ix.addInbound(res, p)...)
+	return res, append(errs, ix.addOutboundAndSecrets(res, p, v)...)
+}
 
-	// A sidecar's cluster subscription is a wildcard: it gets every cluster
-	// of its view (the whole mesh unless a Sidecar scopes it), not only the
-	// ones its routes use today, so that adding a route never waits for a
-	// new cluster to warm.
+// addOutboundAndSecrets adds what every Envoy sidecar gets, in either
+// capture mode: the outbound clusters of its view and their endpoints, and
+// its secrets.
+//
+// A sidecar's cluster subscription is a wildcard: it gets every cluster of
+// its view (the whole mesh unless a Sidecar scopes it), not only the ones
+// its routes use today, so that adding a route never waits for a new
+// cluster to warm.
+func (ix *index) addOutboundAndSecrets(res *Resources, p Proxy, v *view) []error {
 	out := ix.sharedEnvoyOutbound(p.hasIdentity(), v)
 	res.Clusters = append(res.Clusters, out.clusters...)
 	res.Endpoints = append(res.Endpoints, out.endpoints...)
-	errs = append(errs, out.errs...)
 	res.Secrets = ix.secrets(p)
-	return res, errs
+	return out.errs
 }
 
 // secrets are a sidecar's SDS secrets: its own certificate and the mesh
@@ -89,14 +95,17 @@ func (ix *index) secrets(p Proxy) []*tlsv3.Secret {
 	if p.Workload == nil || p.Certificate == nil {
 		return nil
 	}
-	if len(p.Certificate.ChainPEM) == 0 || len(p.Certificate.KeyPEM) == 0 {
+	build := func() []*tlsv3.Secret {
 		return []*tlsv3.Secret{WorkloadCertSecret(p.Certificate.ChainPEM, p.Certificate.KeyPEM), RootCASecret(p.TrustBundlePEM)}
+	}
+	if len(p.Certificate.ChainPEM) == 0 || len(p.Certificate.KeyPEM) == 0 {
+		return build() // no bytes to key on
 	}
 	key := secretsKey{&p.Certificate.ChainPEM[0], &p.Certificate.KeyPEM[0], string(p.TrustBundlePEM)}
 	if s, ok := lookup(ix.carry, secretsOf, key); ok {
 		return s
 	}
-	s := []*tlsv3.Secret{WorkloadCertSecret(p.Certificate.ChainPEM, p.Certificate.KeyPEM), RootCASecret(p.TrustBundlePEM)}
+	s := build()
 	store(ix.carry, secretsOf, key, s)
 	return s
 }

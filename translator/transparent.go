@@ -62,14 +62,7 @@ func (ix *index) translateTransparent(p Proxy) (*Resources, []error) {
 	errs = append(errs, routes.errs...)
 
 	errs = append(errs, ix.addVirtualInbound(res, p)...)
-
-	// The outbound clusters of the view, exactly as in explicit mode.
-	shared := ix.sharedEnvoyOutbound(p.hasIdentity(), v)
-	res.Clusters = append(res.Clusters, shared.clusters...)
-	res.Endpoints = append(res.Endpoints, shared.endpoints...)
-	errs = append(errs, shared.errs...)
-	res.Secrets = ix.secrets(p)
-	return res, errs
+	return res, append(errs, ix.addOutboundAndSecrets(res, p, v)...)
 }
 
 // outboundPort is what transparent mode recognises on one port number.

@@ -63,13 +63,7 @@ func (ix *index) addVirtualInbound(res *Resources, p Proxy) []error {
 // chains of explicit mode's inbound listener, each also matching the
 // destination port.
 func inboundPortChains(in inboundPort) ([]*listenerv3.FilterChain, *clusterv3.Cluster, error) {
-	c, err := inboundCluster(in)
-	if err != nil {
-		return nil, nil, err
-	}
-	chains, err := mtlsFilterChains(in.mode, func(mtls bool) (*listenerv3.FilterChain, error) {
-		return inboundChain(in, c.Name, mtls)
-	})
+	chains, c, err := inboundChains(in)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -41,9 +41,6 @@ type viewKey struct {
 	namespace string
 }
 
-// scoped reports whether the view is smaller than the whole mesh.
-func (v *view) scoped() bool { return v.key.sidecar != nil }
-
 // inNamespace returns the key of what depends on both the view and the
 // proxy's namespace (short host names): route configurations.
 func (v *view) inNamespace(ns string) viewKey { return viewKey{v.key.sidecar, ns} }
@@ -100,17 +97,6 @@ func (ix *index) buildView(key viewKey) *view {
 		}
 	}
 	return v
-}
-
-// imports reports whether the view lets the proxy call host by name.
-func (v *view) imports(host string) bool {
-	if !v.scoped() {
-		return true
-	}
-	_, found := slices.BinarySearchFunc(v.imported, host, func(s *mesh.Service, h string) int {
-		return strings.Compare(s.Hostname, h)
-	})
-	return found
 }
 
 // importedServices returns the services a Sidecar imports for a proxy in
