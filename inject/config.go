@@ -79,12 +79,11 @@ type Config struct {
 	TokenExchangeURL string
 }
 
-// withDefaults fills in the empty fields.
+// withDefaults fills in the empty images; the bootstrap fills in its own
+// empty addresses (bootstrap.KubernetesOptions).
 func (c Config) withDefaults() Config {
 	c.ProxyImage = cmp.Or(c.ProxyImage, DefaultProxyImage)
 	c.InitImage = cmp.Or(c.InitImage, DefaultInitImage)
-	c.XDSAddress = cmp.Or(c.XDSAddress, bootstrap.DefaultKubernetesXDSAddress)
-	c.TokenExchangeURL = cmp.Or(c.TokenExchangeURL, bootstrap.DefaultTokenExchangeURL)
 	return c
 }
 
