@@ -193,8 +193,7 @@ func (ix *index) sharedTransparentRoutes(ns string, v *view) *routeSet {
 // sorted by name, so each run is found by a binary search on its first
 // name and then checked message by message; a run that is not there whole
 // (sorting moved it, or translation failed) is simply not marked.
-func (ix *index) markShared(res *Resources, p Proxy) {
-	v := ix.viewFor(p)
+func (ix *index) markShared(res *Resources, p Proxy, v *view) {
 	ix.memo.mu.Lock()
 	out := ix.memo.outbound[outboundKey{p.hasIdentity(), v.key}]
 	listener := ix.memo.listener

@@ -29,17 +29,18 @@ func (ix *index) Translate(p Proxy) (*Resources, error) {
 	var (
 		res  *Resources
 		errs []error
+		v    = ix.viewFor(p)
 	)
 	switch {
 	case p.Flavor == FlavorGRPC:
 		res, errs = ix.translateGRPC(p)
 	case p.Capture == CaptureTransparent:
-		res, errs = ix.translateTransparent(p)
+		res, errs = ix.translateTransparent(p, v)
 	default:
-		res, errs = ix.translateEnvoy(p)
+		res, errs = ix.translateEnvoy(p, v)
 	}
 	res.sortByName()
-	ix.markShared(res, p)
+	ix.markShared(res, p, v)
 	if err := errors.Join(errs...); err != nil {
 		return res, fmt.Errorf("proxy %s: %w", p.ID, err)
 	}
@@ -49,10 +50,9 @@ func (ix *index) Translate(p Proxy) (*Resources, error) {
 // translateEnvoy builds a sidecar's config in explicit mode: every outbound
 // cluster of the mesh, one HTTP proxy listener on 127.0.0.1:15001 routing by
 // Host, and an inbound listener per service port the workload serves.
-func (ix *index) translateEnvoy(p Proxy) (*Resources, []error) {
+func (ix *index) translateEnvoy(p Proxy, v *view) (*Resources, []error) {
 	res := &Resources{}
 	var errs []error
-	v := ix.viewFor(p)
 
 	rc, err := ix.sharedHTTPProxyRouteConfig(p, v)
 	if err != nil {

@@ -48,11 +48,10 @@ import (
 const wildcardAddress = "0.0.0.0"
 
 // translateTransparent builds a sidecar's config in transparent mode.
-func (ix *index) translateTransparent(p Proxy) (*Resources, []error) {
+func (ix *index) translateTransparent(p Proxy, v *view) (*Resources, []error) {
 	res := &Resources{}
 	// The shared lists are copied by append (res starts empty), so adding
 	// this proxy's own resources never writes into them.
-	v := ix.viewFor(p)
 	out := ix.sharedTransparentOutbound(v)
 	res.Listeners = append(res.Listeners, out.listeners...)
 	res.Clusters = append(res.Clusters, out.clusters...)
