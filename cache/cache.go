@@ -40,6 +40,10 @@ func New(logger log.Logger) *Cache {
 	return &Cache{nodes: map[string]*node{}}
 }
 
+// xdsCache is the go-control-plane cache its delta server answers from
+// (delta.go).
+type xdsCache struct{ c *Cache }
+
 // XDS returns the cache the xDS server answers from: state-of-the-world
 // watches are answered by sotw.go, delta ones by delta.go.
 func (c *Cache) XDS() cachev3.Cache { return xdsCache{c} }

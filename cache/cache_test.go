@@ -12,7 +12,6 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/minimesh/minimesh/cache"
@@ -91,12 +90,8 @@ func TestPublish(t *testing.T) {
 	}
 
 	// What the xDS server answers from follows.
-	resp, err := c.XDS().Fetch(ctx, &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node}, TypeUrl: resourcev3.RouteType})
-	if err != nil {
-		t.Fatalf("Fetch: %v", err)
-	}
-	if v := resp.GetResponseVersion(); v != routes.GetVersion(resourcev3.RouteType) {
-		t.Errorf("Fetch answers route version %s, want %s", v, routes.GetVersion(resourcev3.RouteType))
+	if r := watchOnce(c, node, resourcev3.RouteType); r == nil || r.Version != routes.GetVersion(resourcev3.RouteType) {
+		t.Errorf("a new stream is answered %v, want route version %s", r, routes.GetVersion(resourcev3.RouteType))
 	}
 
 	// Other nodes are separate.
@@ -108,12 +103,28 @@ func TestPublish(t *testing.T) {
 	if c.Get(node) != nil {
 		t.Error("Get after Forget returned a snapshot")
 	}
-	if _, err := c.XDS().Fetch(ctx, &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node}, TypeUrl: resourcev3.RouteType}); err == nil {
-		t.Error("Fetch after Forget answered")
+	if r := watchOnce(c, node, resourcev3.RouteType); r != nil {
+		t.Error("a new stream was answered after Forget")
 	}
 	changed, err = c.Publish(ctx, node, routes)
 	if err != nil || !slices.Equal(changed, cache.Types) {
 		t.Errorf("publish after Forget: changed %v, err %v; want every type", shortTypes(changed), err)
+	}
+}
+
+// watchOnce opens a watch of a new stream that asks for every resource of
+// typeURL, and returns the response it gets at once, or nil.
+func watchOnce(c *cache.Cache, node, typeURL string) *cache.SotwResponse {
+	out := make(chan *cache.SotwResponse, 1)
+	var st cache.SotwState
+	st.Subscribe(nil)
+	cancel := c.WatchSotw(node, typeURL, "", st, out)
+	defer cancel()
+	select {
+	case r := <-out:
+		return r
+	default:
+		return nil
 	}
 }
 
@@ -123,8 +134,9 @@ type watcher struct {
 	t         *testing.T
 	c         *cache.Cache
 	node      *corev3.Node
-	responses chan cachev3.Response
-	last      map[string]cachev3.Response // by type: the last response received
+	responses chan *cache.SotwResponse
+	state     map[string]*cache.SotwState    // by type
+	last      map[string]*cache.SotwResponse // by type: the last response received
 }
 
 // newWatcher is a proxy "my-app-v1.default" with no watch open yet.
@@ -133,8 +145,9 @@ func newWatcher(t *testing.T, c *cache.Cache) *watcher {
 		t:         t,
 		c:         c,
 		node:      &corev3.Node{Id: "my-app-v1.default"},
-		responses: make(chan cachev3.Response, 16),
-		last:      map[string]cachev3.Response{},
+		responses: make(chan *cache.SotwResponse, 16),
+		state:     map[string]*cache.SotwState{},
+		last:      map[string]*cache.SotwResponse{},
 	}
 }
 
@@ -148,36 +161,37 @@ var watchOrder = []string{resourcev3.RouteType, resourcev3.ListenerType, resourc
 func (w *watcher) open() {
 	w.t.Helper()
 	for _, typ := range watchOrder {
-		req := &discoveryv3.DiscoveryRequest{Node: w.node, TypeUrl: typ}
-		var returned map[string]string
-		if last := w.last[typ]; last != nil {
-			req.VersionInfo = last.GetResponseVersion()
-			returned = last.GetReturnedResources()
+		st := w.state[typ]
+		if st == nil {
+			st = &cache.SotwState{}
+			w.state[typ] = st
 		}
+		version := ""
+		if last := w.last[typ]; last != nil {
+			version = last.Version
+		}
+		var names []string
 		if typ == resourcev3.EndpointType || typ == resourcev3.RouteType {
 			for _, r := range valid()[typ] {
-				req.ResourceNames = append(req.ResourceNames, cachev3.GetResourceName(r))
+				names = append(names, cachev3.GetResourceName(r))
 			}
-			slices.Sort(req.ResourceNames)
+			slices.Sort(names)
 		}
-		sub := stream.NewSotwSubscription(req.GetResourceNames(), true)
-		if returned != nil {
-			sub.SetReturnedResources(returned)
-		}
-		if _, err := w.c.XDS().CreateWatch(req, &sub, w.responses); err != nil {
-			w.t.Fatalf("CreateWatch %s: %v", cache.ShortType(typ), err)
-		}
+		st.Subscribe(names)
+		w.c.WatchSotw(w.node.GetId(), typ, version, *st, w.responses)
 	}
 }
 
-// receive takes n responses from the channel, in the order they came.
-func (w *watcher) receive(n int) []cachev3.Response {
+// receive takes n responses from the channel, in the order they came, and
+// records them as sent.
+func (w *watcher) receive(n int) []*cache.SotwResponse {
 	w.t.Helper()
-	var out []cachev3.Response
+	var out []*cache.SotwResponse
 	for range n {
 		select {
 		case r := <-w.responses:
-			w.last[r.GetRequest().GetTypeUrl()] = r
+			w.last[r.TypeURL] = r
+			w.state[r.TypeURL].Sent(r)
 			out = append(out, r)
 		case <-time.After(5 * time.Second):
 			w.t.Fatalf("got %d responses, want %d", len(out), n)
@@ -187,20 +201,20 @@ func (w *watcher) receive(n int) []cachev3.Response {
 }
 
 // none checks that no response is waiting. Responses are sent while
-// CreateWatch or Publish runs, so there is nothing to wait for.
+// WatchSotw or Publish runs, so there is nothing to wait for.
 func (w *watcher) none(what string) {
 	w.t.Helper()
 	select {
 	case r := <-w.responses:
-		w.t.Errorf("%s: unexpected %s response", what, cache.ShortType(r.GetRequest().GetTypeUrl()))
+		w.t.Errorf("%s: unexpected %s response", what, cache.ShortType(r.TypeURL))
 	default:
 	}
 }
 
-func typesOf(rs []cachev3.Response) []string {
+func typesOf(rs []*cache.SotwResponse) []string {
 	var out []string
 	for _, r := range rs {
-		out = append(out, r.GetRequest().GetTypeUrl())
+		out = append(out, r.TypeURL)
 	}
 	return out
 }
@@ -238,6 +252,7 @@ func TestPublishOrder(t *testing.T) {
 	w.none("initial requests")
 
 	want := []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
+	prev := newSnapshot(t, round(t, 0))
 	// Several rounds, so that an order that came by chance would not last.
 	for i := 1; i <= 5; i++ {
 		w.open() // acks: nothing to send until something changes
@@ -256,18 +271,22 @@ func TestPublishOrder(t *testing.T) {
 			t.Errorf("round %d: responses in the order %v, want %v", i, shortTypes(typesOf(got)), shortTypes(want))
 		}
 		for _, r := range got {
-			typ := r.GetRequest().GetTypeUrl()
-			if v := r.GetResponseVersion(); v != s.GetVersion(typ) {
+			typ := r.TypeURL
+			if v := r.Version; v != s.GetVersion(typ) {
 				t.Errorf("round %d: %s response has version %s, want %s", i, cache.ShortType(typ), v, s.GetVersion(typ))
 			}
-			dr, err := r.GetDiscoveryResponse()
-			if err != nil {
-				t.Fatal(err)
+			// Listeners and clusters are sent whole; endpoints and routes
+			// only where they changed.
+			dr := onWire(t, r)
+			want := len(s.GetResources(typ))
+			if typ == resourcev3.EndpointType || typ == resourcev3.RouteType {
+				want = changedNames(prev, s, typ)
 			}
-			if got, want := len(dr.GetResources()), len(s.GetResources(typ)); got != want {
+			if got := len(dr.GetResources()); got != want {
 				t.Errorf("round %d: %s response has %d resources, want %d", i, cache.ShortType(typ), got, want)
 			}
 		}
+		prev = s
 		w.none(fmt.Sprintf("round %d: after the pushes", i))
 	}
 
@@ -312,11 +331,38 @@ func TestPublishRemovesClustersLast(t *testing.T) {
 	}
 	w.none("after the pushes")
 	got = got[3:]
-	dr, err := got[0].GetDiscoveryResponse()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dr := onWire(t, got[0])
 	if n, want := len(dr.GetResources()), len(s.GetResources(resourcev3.ClusterType)); n != want {
 		t.Fatalf("final Cluster response has %d clusters, want %d", n, want)
 	}
+}
+
+// onWire is r's response as a proxy decodes it. A response that sends a
+// whole set carries its resources encoded once and shared (cache/wire.go),
+// not as messages, so only its encoding shows them.
+func onWire(t *testing.T, r *cache.SotwResponse) *discoveryv3.DiscoveryResponse {
+	t.Helper()
+	dr := r.Message()
+	b, err := proto.Marshal(dr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &discoveryv3.DiscoveryResponse{}
+	if err := proto.Unmarshal(b, out); err != nil {
+		t.Fatalf("a %s response does not decode: %v", cache.ShortType(dr.GetTypeUrl()), err)
+	}
+	return out
+}
+
+// changedNames counts the resources of typeURL that are new in next or
+// differ from prev.
+func changedNames(prev, next *cache.Snapshot, typeURL string) int {
+	n := 0
+	before := prev.GetVersionMap(typeURL)
+	for name, v := range next.GetVersionMap(typeURL) {
+		if before[name] != v {
+			n++
+		}
+	}
+	return n
 }

@@ -474,7 +474,7 @@ func emptySet(typeURL string) *typeSet {
 func (st *deltaStream) response(req *cachev3.DeltaRequest, t *typeSet, send, removed []string) *deltaResponse {
 	r := &deltaResponse{req: req, version: t.version, removed: removed, returned: st.returned}
 	if len(send) == len(t.order) && len(send) > 0 { // send has no duplicates
-		r.resources = t.deltaResources()
+		r.resources, r.encoded = t.deltaResources()
 		return r
 	}
 	slices.Sort(send)
@@ -487,15 +487,16 @@ func (st *deltaStream) response(req *cachev3.DeltaRequest, t *typeSet, send, rem
 }
 
 // deltaResources is every resource of the set ready to send, in order,
-// built once.
-func (s *typeSet) deltaResources() []*discoveryv3.Resource {
+// and encoded as a response's field 2 (wire.go), built once.
+func (s *typeSet) deltaResources() ([]*discoveryv3.Resource, []byte) {
 	s.deltaOnce.Do(func() {
 		s.deltaAll = make([]*discoveryv3.Resource, len(s.order))
 		for i, name := range s.order {
 			s.deltaAll[i] = s.wire[name]
 		}
+		s.deltaEncoded = encodeResources(s.deltaAll)
 	})
-	return s.deltaAll
+	return s.deltaAll, s.deltaEncoded
 }
 
 // deltaResponse is one delta response.
@@ -503,18 +504,23 @@ type deltaResponse struct {
 	req       *cachev3.DeltaRequest
 	version   string
 	resources []*discoveryv3.Resource // shared with other responses: read only
+	encoded   []byte                  // resources encoded, when they are the whole set (wire.go)
 	removed   []string
 	returned  map[string]string // the stream's key (see the top of the file)
 }
 
 func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discoveryv3.DeltaDiscoveryResponse, error) {
 	// A new message each time: the server sets its nonce.
-	return &discoveryv3.DeltaDiscoveryResponse{
+	out := &discoveryv3.DeltaDiscoveryResponse{
 		SystemVersionInfo: r.version,
-		Resources:         r.resources,
 		RemovedResources:  r.removed,
 		TypeUrl:           r.req.GetTypeUrl(),
-	}, nil
+	}
+	if r.encoded != nil {
+		return withEncodedResources(out, r.encoded), nil
+	}
+	out.Resources = r.resources
+	return out, nil
 }
 
 func (r *deltaResponse) GetDeltaRequest() *discoveryv3.DeltaDiscoveryRequest { return r.req }
@@ -525,3 +531,18 @@ func (r *deltaResponse) GetReturnedResources() map[string]string             { r
 func (r *deltaResponse) GetContext() context.Context                         { return context.Background() }
 
 var _ cachev3.DeltaResponse = (*deltaResponse)(nil)
+
+// subscribesAll reports whether a named subscription covers the whole set
+// (an Envoy sidecar's endpoints: it asks for every EDS cluster by name).
+func subscribesAll(set *typeSet, sub cachev3.Subscription) bool {
+	subscribed := sub.SubscribedResources()
+	if len(subscribed) < len(set.order) {
+		return false
+	}
+	for _, name := range set.order {
+		if _, ok := subscribed[name]; !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -2,17 +2,18 @@ package cache_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/minimesh/minimesh/cache"
@@ -125,33 +126,40 @@ func TestWireBytesAreTheResources(t *testing.T) {
 				t.Errorf("%s %q: Get returns %v, want the resource itself", cache.ShortType(typ), cachev3.GetResourceName(r), got)
 			}
 		}
-		ch := make(chan cachev3.Response, 1)
-		req := &discoveryv3.DiscoveryRequest{Node: newWatcher(t, c).node, TypeUrl: typ}
-		sub := stream.NewSotwSubscription(nil, true)
-		if _, err := c.XDS().CreateWatch(req, &sub, ch); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := (<-ch).GetDiscoveryResponse()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got [][]byte
-		for _, a := range resp.GetResources() {
-			if a.GetTypeUrl() != typ {
-				t.Errorf("resource of type %s in a %s response", a.GetTypeUrl(), typ)
+		// Twice: the second stream is sent the set's encoding shared by
+		// both (wire.go), the first its resources as messages.
+		for attempt := range 2 {
+			r := watchOnce(c, "my-app-v1.default", typ)
+			if r == nil {
+				t.Fatalf("%s: a new stream got no response", cache.ShortType(typ))
 			}
-			got = append(got, a.GetValue())
+			if encoded := len(r.Message().ProtoReflect().GetUnknown()) > 0; encoded != (attempt == 1 && len(want) > 0) {
+				t.Errorf("%s, stream %d: sent as one shared encoding: %v", cache.ShortType(typ), attempt+1, encoded)
+			}
+			checkWireBytes(t, fmt.Sprintf("%s, stream %d", cache.ShortType(typ), attempt+1), typ, onWire(t, r), want)
 		}
-		var wantBytes [][]byte
-		for _, b := range want {
-			wantBytes = append(wantBytes, b)
+	}
+}
+
+// checkWireBytes checks that resp sends exactly the encodings in want.
+func checkWireBytes(t *testing.T, what, typ string, resp *discoveryv3.DiscoveryResponse, want map[string][]byte) {
+	t.Helper()
+	var got [][]byte
+	for _, a := range resp.GetResources() {
+		if a.GetTypeUrl() != typ {
+			t.Errorf("resource of type %s in a %s response", a.GetTypeUrl(), typ)
 		}
-		cmp := func(a, b []byte) int { return strings.Compare(string(a), string(b)) }
-		slices.SortFunc(got, cmp)
-		slices.SortFunc(wantBytes, cmp)
-		if !slices.EqualFunc(got, wantBytes, func(a, b []byte) bool { return string(a) == string(b) }) {
-			t.Errorf("%s: sent bytes differ from the resources' deterministic encoding", cache.ShortType(typ))
-		}
+		got = append(got, a.GetValue())
+	}
+	var wantBytes [][]byte
+	for _, b := range want {
+		wantBytes = append(wantBytes, b)
+	}
+	cmp := func(a, b []byte) int { return strings.Compare(string(a), string(b)) }
+	slices.SortFunc(got, cmp)
+	slices.SortFunc(wantBytes, cmp)
+	if !slices.EqualFunc(got, wantBytes, func(a, b []byte) bool { return string(a) == string(b) }) {
+		t.Errorf("%s: sent bytes differ from the resources' deterministic encoding", what)
 	}
 }
 
@@ -163,47 +171,58 @@ func TestNamedSubscriptionsGetWhatTheyName(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := newWatcher(t, c).node
-	ask := func(sub *stream.Subscription, version string, names ...string) cachev3.Response {
+	var st cache.SotwState
+	ask := func(version string, names ...string) *cache.SotwResponse {
 		t.Helper()
-		sub.SetResourceSubscription(names)
-		ch := make(chan cachev3.Response, 1)
-		req := &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, VersionInfo: version, ResourceNames: names}
-		cancel, err := c.XDS().CreateWatch(req, sub, ch)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st.Subscribe(names)
+		ch := make(chan *cache.SotwResponse, 1)
+		cancel := c.WatchSotw(node.GetId(), resourcev3.EndpointType, version, st, ch)
 		defer cancel()
 		select {
 		case r := <-ch:
-			sub.SetReturnedResources(r.GetReturnedResources())
+			st.Sent(r)
 			return r
 		default:
 			return nil
 		}
 	}
-	names := func(r cachev3.Response) []string {
+	names := func(r *cache.SotwResponse) []string {
 		var out []string
-		for n := range r.GetReturnedResources() {
-			out = append(out, n)
+		for _, res := range onWire(t, r).GetResources() {
+			var cla endpointv3.ClusterLoadAssignment
+			if err := res.UnmarshalTo(&cla); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, cla.GetClusterName())
 		}
 		slices.Sort(out)
 		return out
 	}
-	sub := stream.NewSotwSubscription([]string{v1Cluster}, false)
-	first := ask(&sub, "", v1Cluster)
+	first := ask("", v1Cluster)
 	if first == nil || !slices.Equal(names(first), []string{v1Cluster}) {
 		t.Fatalf("first response returns %v, want only %s", first, v1Cluster)
 	}
-	dr, _ := first.GetDiscoveryResponse()
+	dr := onWire(t, first)
 	if len(dr.GetResources()) != 1 {
 		t.Fatalf("first response has %d resources, want 1", len(dr.GetResources()))
 	}
-	version := first.GetResponseVersion()
-	if again := ask(&sub, version, v1Cluster); again != nil {
+	version := first.Version
+	if again := ask(version, v1Cluster); again != nil {
 		t.Fatalf("an ACK of the same version was answered: %v", names(again))
 	}
-	more := ask(&sub, version, v1Cluster, v2Cluster)
-	if more == nil || !slices.Equal(names(more), []string{v1Cluster, v2Cluster}) {
-		t.Fatalf("after subscribing to %s too: response %v, want both", v2Cluster, more)
+	// Endpoint sets are sent where they changed or are new to the
+	// stream: the one added, not the one it already has.
+	more := ask(version, v1Cluster, v2Cluster)
+	if more == nil || !slices.Equal(names(more), []string{v2Cluster}) {
+		t.Fatalf("after subscribing to %s too: response %v, want only it", v2Cluster, more)
+	}
+	// Dropping one is not answered; asking for it again is, at the same
+	// version, although the stream was sent it before.
+	version = more.Version
+	if fewer := ask(version, v2Cluster); fewer != nil {
+		t.Fatalf("after unsubscribing from %s: response %v, want none", v1Cluster, names(fewer))
+	}
+	if again := ask(version, v1Cluster, v2Cluster); again == nil || !slices.Equal(names(again), []string{v1Cluster}) {
+		t.Fatalf("after subscribing to %s again: response %v, want it sent again", v1Cluster, again)
 	}
 }

@@ -62,11 +62,13 @@ type typeSet struct {
 	err       error                            // problems with single resources
 	typeURL   string
 
-	sendOnce sync.Once
-	send     *sendable // sotw.go
+	sendOnce    sync.Once
+	send        *sendable // sotw.go
+	coveredLast *Names    // under mu: the last subscription found to cover the set (sotw.go)
 
-	deltaOnce sync.Once
-	deltaAll  []*discoveryv3.Resource // every resource, in order (delta.go)
+	deltaOnce    sync.Once
+	deltaAll     []*discoveryv3.Resource // every resource, in order (delta.go)
+	deltaEncoded []byte                  // deltaAll as a response's field 2 (wire.go)
 
 	mu sync.Mutex
 	// union is the last union with an earlier set (unionAfter). The

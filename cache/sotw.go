@@ -1,49 +1,230 @@
 package cache
 
-// State-of-the-world watches are answered here rather than by
-// go-control-plane's snapshot cache. Its answer costs, for every response,
-// a small object and two closures per resource and a marshal of each
-// resource, then the whole list again in a map: at 1000 services, 6000 of
-// each per proxy. Most proxies get the very same set, so each set keeps its
-// resources ready to send (anypb.Any wrappers around the bytes marshalled
-// once, wire.go) and a response is a slice shared by every proxy that gets
-// the whole set. The protocol rules are go-control-plane's (simple.go):
-// answer when the version differs from the request's, or when a subscribed
-// resource exists that the stream has not been sent; otherwise wait for a
-// version that differs. Delta watches are answered by delta.go.
+// State-of-the-world streams are answered here. The stream itself is
+// minimesh's own (xds/sotw.go); this file decides what to send it.
+//
+// A stream remembers, per type, three small things (SotwState): the names
+// it subscribes to, the set its last response came from, and the names
+// that response answered. Names are interned, so the 2000 sidecars that
+// all ask for the same 3000 endpoint sets share one copy of the list
+// (names.go). go-control-plane's stream code kept, per stream and type, a
+// map of every name it subscribes to and a map of every name it was sent:
+// at 1000 services, more than half a megabyte per proxy.
+//
+// The protocol rules (Envoy's xDS protocol, "Resource updates" and
+// "Grouping resources into responses"):
+//   - a stream is answered when the version it reports differs from the
+//     current one, or when it subscribes to a resource that exists and
+//     that its last response did not answer; otherwise it waits;
+//   - listeners and clusters are sent whole: a response lists every
+//     resource the stream subscribes to, and the proxy removes any it
+//     does not list;
+//   - endpoint sets, route configurations and secrets are sent only when
+//     they changed: the proxy keeps what a response does not list (it
+//     drops them when no listener or cluster uses them any more). So an
+//     endpoint change sends one ClusterLoadAssignment, not 3000. The
+//     difference between two sets is worked out once for every stream
+//     making the same move (setdiff.go);
+//   - after a NACK the next response is whole again, because the proxy
+//     kept its older configuration;
+//   - the rejected version itself is not resent (xds/sotw.go reports the
+//     rejected version as the stream's), so a NACK does not start a loop.
+//
+// Most proxies get the very same set, so each set keeps its resources ready
+// to send (anypb.Any wrappers around the bytes marshalled once, wire.go)
+// and, once a second stream is sent it whole, encoded as a response's
+// resource list, shared by every response that sends it whole.
 
 import (
 	"context"
-	"fmt"
-	"maps"
+	"errors"
+	"sync"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// xdsCache is the cachev3.Cache the xDS server answers from.
-type xdsCache struct{ c *Cache }
+// sendWhole are the types whose responses list every subscribed resource.
+var sendWhole = map[string]bool{resourcev3.ListenerType: true, resourcev3.ClusterType: true}
 
-// sotwWatch is a stream waiting for a new version of one type.
-type sotwWatch struct {
-	req *cachev3.Request
-	sub cachev3.Subscription
-	out chan cachev3.Response
+// SotwState is what one state-of-the-world stream asked for and was sent,
+// of one type. The zero value has asked for nothing. The stream owns it;
+// a watch works on a copy.
+type SotwState struct {
+	asked    bool
+	legacy   bool   // the first request named nothing: every resource, until one names some
+	wildcard bool   // every resource of the type
+	names    *Names // the names subscribed to, unless wildcard
+
+	sent         bool     // a response was sent
+	held         *typeSet // the set the last response came from
+	heldWildcard bool     // the last response answered a wildcard subscription...
+	heldNames    *Names   // ...or these names
+	whole        bool     // the next response lists every subscribed resource (after a NACK)
 }
 
-// CreateWatch answers a state-of-the-world request at once if there is
-// something to send, and otherwise waits for the next version.
-func (x xdsCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, out chan cachev3.Response) (func(), error) {
-	n := x.c.node(req.GetNode().GetId())
+// Subscribe records the names of a request. The first request naming
+// nothing subscribes to everything ("legacy wildcard"), until a request
+// names something; "*" subscribes to everything explicitly.
+func (st *SotwState) Subscribe(names []string) {
+	first := !st.asked
+	st.asked = true
+	if len(names) == 0 && (first || st.legacy) {
+		st.legacy, st.wildcard, st.names = true, true, nil
+		return
+	}
+	st.legacy, st.wildcard = false, false
+	for _, n := range names {
+		if n == "*" {
+			st.wildcard = true
+		}
+	}
+	st.names = InternNames(names)
+	st.forgetUnsubscribed()
+}
+
+// forgetUnsubscribed makes the names the stream no longer subscribes to
+// count as not answered, so that subscribing to one again gets it sent
+// again (a gRPC client drops a cluster it stops using, and asks for it
+// anew when a route uses it again).
+func (st *SotwState) forgetUnsubscribed() {
+	switch {
+	case !st.sent || st.wildcard || (!st.heldWildcard && st.heldNames == st.names):
+		return
+	case st.heldWildcard:
+		st.heldWildcard, st.heldNames = false, st.names
+		return
+	}
+	kept := make([]string, 0, st.heldNames.Len())
+	for _, name := range st.heldNames.list {
+		if st.names.Has(name) {
+			kept = append(kept, name)
+		}
+	}
+	if len(kept) < st.heldNames.Len() {
+		st.heldNames = InternNames(kept)
+	}
+}
+
+// Sent records that r was sent.
+func (st *SotwState) Sent(r *SotwResponse) {
+	st.sent = true
+	st.held, st.heldWildcard, st.heldNames = r.set, r.wildcard, r.names
+	st.whole = false
+}
+
+// Rejected records a NACK: the proxy kept the configuration it had before
+// the last response, so the next response must not assume it holds that
+// response's resources.
+func (st *SotwState) Rejected() { st.whole = true }
+
+// subscribes reports whether the stream subscribes to name.
+func (st *SotwState) subscribes(name string) bool {
+	return st.wildcard || st.names.Has(name)
+}
+
+// answered reports whether the last response answered a subscription to name.
+func (st *SotwState) answered(name string) bool {
+	return st.sent && (st.heldWildcard || st.heldNames.Has(name))
+}
+
+// answer is what to send a stream that reports version and is in state st,
+// given the current set of its type; nil to wait for a change.
+func (st *SotwState) answer(typeURL, version string, cur *typeSet) *SotwResponse {
+	newNames := false
+	if cur != nil && (!st.sent || st.wildcard != st.heldWildcard || st.names != st.heldNames) {
+		for _, name := range cur.order {
+			if st.subscribes(name) && !st.answered(name) {
+				newNames = true
+				break
+			}
+		}
+	}
+	if version == cur.getVersion() && !newNames {
+		return nil
+	}
+	r := &SotwResponse{TypeURL: typeURL, Version: cur.getVersion(), set: cur, wildcard: st.wildcard, names: st.names}
+	if cur == nil {
+		return r
+	}
+	if sendWhole[typeURL] || st.whole || !st.sent || st.held == nil {
+		r.whole(st, cur)
+		return r
+	}
+	// Only what changed since the set the stream holds, and what it
+	// subscribes to now that its last response did not answer.
+	if st.held != cur {
+		for _, name := range cur.diffFrom(st.held).changed {
+			if st.subscribes(name) && st.answered(name) {
+				r.resources = append(r.resources, cur.wire[name].GetResource())
+			}
+		}
+	}
+	if newNames {
+		for _, name := range cur.order {
+			if st.subscribes(name) && !st.answered(name) {
+				r.resources = append(r.resources, cur.wire[name].GetResource())
+			}
+		}
+	}
+	return r
+}
+
+// whole fills r with every resource of cur that st subscribes to.
+func (r *SotwResponse) whole(st *SotwState, cur *typeSet) {
+	all := cur.sendable()
+	if st.wildcard || cur.coveredBy(st.names) {
+		r.resources, r.encoded = all.anys, all.encodedOnSecondUse()
+		return
+	}
+	for i, name := range cur.order {
+		if st.names.Has(name) {
+			r.resources = append(r.resources, all.anys[i])
+		}
+	}
+}
+
+// SotwResponse is one state-of-the-world response.
+type SotwResponse struct {
+	TypeURL, Version string
+
+	resources []*anypb.Any // shared with other responses: read only
+	encoded   []byte       // resources encoded, when shared by several responses (wire.go)
+
+	set      *typeSet // what a stream holds once it is sent (SotwState.Sent)
+	wildcard bool
+	names    *Names
+}
+
+// Len is the number of resources the response sends.
+func (r *SotwResponse) Len() int { return len(r.resources) }
+
+// Message is the response to send, without its nonce. Each call returns a
+// new message, so the caller may set the nonce.
+func (r *SotwResponse) Message() *discoveryv3.DiscoveryResponse {
+	out := &discoveryv3.DiscoveryResponse{VersionInfo: r.Version, TypeUrl: r.TypeURL}
+	if r.encoded != nil {
+		return withEncodedResources(out, r.encoded)
+	}
+	out.Resources = r.resources
+	return out
+}
+
+// WatchSotw sends out the response a stream in state st, reporting
+// version, is to get for typeURL: at once if there is one, otherwise when
+// the node's configuration changes. The stream cancels the watch before it
+// changes st or opens another for the type. out must have room for one
+// response per type: a watch sends at most one, and never blocks.
+func (c *Cache) WatchSotw(nodeID, typeURL, version string, st SotwState, out chan<- *SotwResponse) (cancel func()) {
+	n := c.node(nodeID)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if s := n.snap.Load(); s != nil {
-		set := s.sets[req.GetTypeUrl()]
-		if req.GetVersionInfo() != set.getVersion() || newlySubscribed(set, sub) {
-			out <- newSotwResponse(req, sub, set)
-			return func() {}, nil
+		if r := st.answer(typeURL, version, s.sets[typeURL]); r != nil {
+			out <- r
+			return func() {}
 		}
 	}
 	if n.watches == nil {
@@ -51,156 +232,97 @@ func (x xdsCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ou
 	}
 	n.nextWatch++
 	id := n.nextWatch
-	n.watches[id] = &sotwWatch{req: req, sub: sub, out: out}
+	n.watches[id] = &sotwWatch{typeURL: typeURL, version: version, state: st, out: out}
 	return func() {
 		n.mu.Lock()
 		delete(n.watches, id)
 		n.mu.Unlock()
-	}, nil
+	}
 }
 
-// Fetch answers a one-off request with the resources it names (all of the
-// type if it names none), unless it already has the current version. The
-// xDS server refuses fetches; this serves tools and tests.
-func (x xdsCache) Fetch(_ context.Context, req *cachev3.Request) (cachev3.Response, error) {
-	nodeID := req.GetNode().GetId()
-	s := x.c.Get(nodeID)
-	if s == nil {
-		return nil, fmt.Errorf("fetch %s: no configuration for node %q", shortType(req.GetTypeUrl()), nodeID)
-	}
-	set := s.sets[req.GetTypeUrl()]
-	if req.GetVersionInfo() == set.getVersion() {
-		return nil, fmt.Errorf("fetch %s: node %q already has version %s", shortType(req.GetTypeUrl()), nodeID, set.getVersion())
-	}
-	sub := stream.NewSotwSubscription(req.GetResourceNames(), true)
-	return newSotwResponse(req, sub, set), nil
+// sotwWatch is a stream waiting for a change of one type.
+type sotwWatch struct {
+	typeURL, version string
+	state            SotwState
+	out              chan<- *SotwResponse
 }
 
-// respondSotW answers the node's open watches whose type's version
-// differs from what they have, in the order of Types (clusters first). The
-// caller holds n.mu; every response channel has room for one response per
-// type, so this never blocks.
+// respondSotW answers the node's open watches that s gives something to
+// send, in the order of Types (clusters first). The caller holds n.mu.
 func (n *node) respondSotW(s *Snapshot) {
 	for _, t := range Types {
 		for id, w := range n.watches {
-			if w.req.GetTypeUrl() != t {
+			if w.typeURL != t {
 				continue
 			}
-			if set := s.sets[t]; w.req.GetVersionInfo() != set.getVersion() {
-				w.out <- newSotwResponse(w.req, w.sub, set)
+			if r := w.state.answer(t, w.version, s.sets[t]); r != nil {
+				w.out <- r
 				delete(n.watches, id)
 			}
 		}
 	}
 }
 
-// newlySubscribed reports whether the stream subscribes to a resource of
-// set that it has not been sent.
-func newlySubscribed(set *typeSet, sub cachev3.Subscription) bool {
-	if set == nil {
-		return false
-	}
-	returned := sub.ReturnedResources()
-	if sub.IsWildcard() {
-		for _, name := range set.order {
-			if _, ok := returned[name]; !ok {
-				return true
-			}
-		}
-		return false
-	}
-	for name := range sub.SubscribedResources() {
-		if _, ok := returned[name]; !ok {
-			if _, ok := set.resources[name]; ok {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// sotwResponse is one state-of-the-world response.
-type sotwResponse struct {
-	req       *cachev3.Request
-	version   string
-	resources []*anypb.Any      // shared with other responses: read only
-	returned  map[string]string // the stream's own: go-control-plane edits it
-	ctx       context.Context
-}
-
-// newSotwResponse answers req with set: every resource of it, or the ones
-// the request names.
-func newSotwResponse(req *cachev3.Request, sub cachev3.Subscription, set *typeSet) *sotwResponse {
-	r := &sotwResponse{req: req, version: set.getVersion(), ctx: context.Background()}
-	if set == nil {
-		r.returned = map[string]string{}
-		return r
-	}
-	all := set.sendable()
-	if len(req.GetResourceNames()) == 0 || subscribesAll(set, sub) {
-		r.resources = all.anys
-		r.returned = maps.Clone(all.returned)
-		return r
-	}
-	subscribed := sub.SubscribedResources()
-	r.returned = make(map[string]string, len(subscribed))
-	for i, name := range set.order {
-		if _, ok := subscribed[name]; ok {
-			r.resources = append(r.resources, all.anys[i])
-			r.returned[name] = set.version
-		}
-	}
-	return r
-}
-
-// subscribesAll reports whether a named subscription covers the whole set
-// (an Envoy sidecar's endpoints: it asks for every EDS cluster by name).
-func subscribesAll(set *typeSet, sub cachev3.Subscription) bool {
-	if set == nil {
-		return false
-	}
-	subscribed := sub.SubscribedResources()
-	if len(subscribed) < len(set.order) {
-		return false
-	}
-	for _, name := range set.order {
-		if _, ok := subscribed[name]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func (r *sotwResponse) GetDiscoveryResponse() (*discoveryv3.DiscoveryResponse, error) {
-	// A new message each time: the server sets its nonce.
-	return &discoveryv3.DiscoveryResponse{VersionInfo: r.version, Resources: r.resources, TypeUrl: r.req.GetTypeUrl()}, nil
-}
-
-func (r *sotwResponse) GetRequest() *discoveryv3.DiscoveryRequest { return r.req }
-func (r *sotwResponse) GetVersion() (string, error)               { return r.version, nil }
-func (r *sotwResponse) GetResponseVersion() string                { return r.version }
-func (r *sotwResponse) GetReturnedResources() map[string]string   { return r.returned }
-func (r *sotwResponse) GetContext() context.Context               { return r.ctx }
-
 // sendable is a set ready to send whole: each resource's bytes wrapped in
-// an Any, in the set's order, and the names it returns with the set's
-// version (go-control-plane's bookkeeping of what a stream was sent).
+// an Any, in the set's order.
 type sendable struct {
-	anys     []*anypb.Any
-	returned map[string]string
+	anys []*anypb.Any
+
+	uses       sync.Mutex
+	usedOnce   bool
+	encodeOnce sync.Once
+	encoded    []byte // anys as a response's field 2 (wire.go)
 }
 
 // sendable returns the set ready to send, built once.
 func (s *typeSet) sendable() *sendable {
 	s.sendOnce.Do(func() {
-		out := &sendable{anys: make([]*anypb.Any, 0, len(s.order)), returned: make(map[string]string, len(s.order))}
+		out := &sendable{anys: make([]*anypb.Any, 0, len(s.order))}
 		for _, name := range s.order {
 			out.anys = append(out.anys, s.wire[name].GetResource())
-			out.returned[name] = s.version
 		}
 		s.send = out
 	})
 	return s.send
+}
+
+// encodedOnSecondUse returns the set encoded as a response's resources,
+// from the second time it is sent whole: a set only one proxy gets (its
+// own listeners) is not worth a second copy of its bytes.
+func (s *sendable) encodedOnSecondUse() []byte {
+	s.uses.Lock()
+	second := s.usedOnce
+	s.usedOnce = true
+	s.uses.Unlock()
+	if !second {
+		return nil
+	}
+	s.encodeOnce.Do(func() { s.encoded = encodeResources(s.anys) })
+	return s.encoded
+}
+
+// coveredBy reports whether names include every resource of the set (an
+// Envoy sidecar's endpoints: it asks for every EDS cluster by name). The
+// last subscription that does is remembered, as most streams share it.
+func (s *typeSet) coveredBy(names *Names) bool {
+	if names == nil || names.Len() < len(s.order) {
+		return false
+	}
+	s.mu.Lock()
+	last := s.coveredLast
+	s.mu.Unlock()
+	if last == names {
+		return true
+	}
+	for _, name := range s.order {
+		if !names.Has(name) {
+			return false
+		}
+	}
+	s.mu.Lock()
+	s.coveredLast = names
+	s.mu.Unlock()
+	return true
 }
 
 // getVersion is the version of a set, "" for none.
@@ -211,7 +333,19 @@ func (s *typeSet) getVersion() string {
 	return s.version
 }
 
-var (
-	_ cachev3.Cache    = xdsCache{}
-	_ cachev3.Response = (*sotwResponse)(nil)
-)
+// errSotwElsewhere answers go-control-plane's own state-of-the-world entry
+// points, which minimesh does not use: its xDS server runs its own
+// state-of-the-world streams on WatchSotw, and refuses one-off fetches.
+var errSotwElsewhere = errors.New("minimesh serves state-of-the-world xDS through its own ADS stream (Cache.WatchSotw)")
+
+// CreateWatch is not used: see errSotwElsewhere.
+func (x xdsCache) CreateWatch(*cachev3.Request, cachev3.Subscription, chan cachev3.Response) (func(), error) {
+	return nil, errSotwElsewhere
+}
+
+// Fetch is not used: see errSotwElsewhere.
+func (x xdsCache) Fetch(context.Context, *cachev3.Request) (cachev3.Response, error) {
+	return nil, errSotwElsewhere
+}
+
+var _ cachev3.Cache = xdsCache{}

@@ -18,11 +18,16 @@ package cache
 // tests read) keeps the real messages.
 
 import (
+	"fmt"
+	"slices"
+
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -37,4 +42,48 @@ func wireResource(r types.Resource, version string, b []byte) *discoveryv3.Resou
 			Value:   b,
 		},
 	}
+}
+
+// A response that sends a whole set to many proxies is encoded once too.
+// Both discovery responses list their resources as field 2 (the Anys of a
+// state-of-the-world response, the Resources of a delta one), and protobuf
+// lets fields come in any order, so the list is encoded once per set and
+// attached to each response as its unknown fields, after which the
+// response's own fields (version, type, nonce) are only a few bytes. The
+// xDS server's codec sends such a response as those few bytes followed by
+// the shared list, without copying it (xds/codec.go); any other marshal
+// copies the unknown fields like any others, with the same result.
+
+// resourcesField is the field number of the resources of both
+// DiscoveryResponse and DeltaDiscoveryResponse.
+const resourcesField protowire.Number = 2
+
+// encodeResources is msgs encoded as the repeated field 2 of a discovery
+// response.
+func encodeResources[M proto.Message](msgs []M) []byte {
+	opts := proto.MarshalOptions{Deterministic: true}
+	size := 0
+	for _, m := range msgs {
+		n := opts.Size(m)
+		size += protowire.SizeTag(resourcesField) + protowire.SizeBytes(n)
+	}
+	b := make([]byte, 0, size)
+	for _, m := range msgs {
+		b = protowire.AppendTag(b, resourcesField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(opts.Size(m)))
+		var err error
+		if b, err = opts.MarshalAppend(b, m); err != nil {
+			// The messages were marshalled when they were hashed.
+			panic(fmt.Sprintf("encoding a response's resources: %v", err))
+		}
+	}
+	return slices.Clip(b)
+}
+
+// withEncodedResources attaches resources encoded by encodeResources to m,
+// which must not list resources of its own. enc is shared: it is never
+// written, and its capacity is its length, so nothing appends to it.
+func withEncodedResources[M proto.Message](m M, enc []byte) M {
+	m.ProtoReflect().SetUnknown(protoreflect.RawFields(enc))
+	return m
 }

@@ -18,7 +18,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -26,6 +25,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+
+	"github.com/minimesh/minimesh/cache"
 )
 
 var (
@@ -57,7 +58,7 @@ type Server struct {
 }
 
 // NewServer returns a server answering from c and reporting to hooks.
-func NewServer(ctx context.Context, c cachev3.Cache, hooks Hooks, metrics *Metrics, log *zap.Logger, o Options) *Server {
+func NewServer(ctx context.Context, c *cache.Cache, hooks Hooks, metrics *Metrics, log *zap.Logger, o Options) *Server {
 	if o.MaxConcurrentStreams == 0 {
 		o.MaxConcurrentStreams = 100000
 	}
@@ -72,21 +73,37 @@ func NewServer(ctx context.Context, c cachev3.Cache, hooks Hooks, metrics *Metri
 	}
 	tracker := NewTracker()
 	cb := newCallbacks(hooks, tracker, metrics, log, o.Secrets)
-	guarded := &nackGuard{Cache: c, tracker: tracker}
-	xdsServer := serverv3.NewServer(ctx, guarded, cb)
+	ads := adsServer{
+		Server: serverv3.NewServer(ctx, c.XDS(), cb), // delta streams
+		sotw:   &sotwServer{cache: c, callbacks: cb, tracker: tracker},
+	}
 
 	opts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: o.KeepaliveTime, Timeout: o.KeepaliveTimeout}),
 		// Proxies may ping as often as every 10 s without being cut off.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Responses whose resources are encoded once and shared are sent
+		// without copying them (codec.go).
+		grpc.ForceServerCodecV2(newSharedBytesCodec()),
 	}
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(auditedCreds{TransportCredentials: credentials.NewTLS(o.TLS), log: log, metrics: metrics}))
 	}
 	g := grpc.NewServer(opts...)
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, xdsServer)
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, ads)
 	return &Server{grpc: g, Tracker: tracker, Metrics: metrics, log: log}
+}
+
+// adsServer is go-control-plane's server for delta streams, and minimesh's
+// own for state-of-the-world ones (sotw.go).
+type adsServer struct {
+	serverv3.Server
+	sotw *sotwServer
+}
+
+func (a adsServer) StreamAggregatedResources(s discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	return a.sotw.serve(s)
 }
 
 // Serve accepts connections on lis until Stop.

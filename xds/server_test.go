@@ -99,7 +99,7 @@ func startServer(t *testing.T, clusters ...string) (*Server, *fakeHooks, *grpc.C
 	c := cache.New(nil)
 	hooks := &fakeHooks{t: t, cache: c, clusters: clusters, listeners: map[string][]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := NewServer(ctx, c.XDS(), hooks, nil, testlog.New(t), Options{})
+	srv := NewServer(ctx, c, hooks, nil, testlog.New(t), Options{})
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufconn",

@@ -11,6 +11,7 @@ package envoysim
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -290,6 +291,12 @@ func (e *Envoy) followReferences(typeURL string) []subscription {
 			return
 		}
 		e.subs[target] = names
+		// Envoy drops what it no longer subscribes to.
+		for name := range e.resources[target] {
+			if _, ok := slices.BinarySearch(names, name); !ok {
+				delete(e.resources[target], name)
+			}
+		}
 		out = append(out, subscription{typeURL: target, names: names})
 	}
 	switch typeURL {
@@ -330,11 +337,24 @@ func (e *Envoy) subscribed(typeURL string) []string {
 	return e.subs[typeURL]
 }
 
-// replace installs a full SotW set. For EDS, RDS and SDS, SotW responses
-// carry only the requested resources, and a missing one is simply not sent
-// yet.
+// replace installs what a SotW response sends. Listeners and clusters come
+// whole: what a response does not list is removed. Endpoint sets, route
+// configurations and secrets come only when they change: Envoy keeps the
+// ones a response does not list, as long as it subscribes to them. Must
+// hold e.mu.
 func (e *Envoy) replace(typeURL string, res map[string]*resource) {
-	e.resources[typeURL] = res
+	if typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType {
+		e.resources[typeURL] = res
+		return
+	}
+	merged := make(map[string]*resource, len(e.subs[typeURL]))
+	for _, name := range e.subs[typeURL] {
+		if r, ok := e.resources[typeURL][name]; ok {
+			merged[name] = r
+		}
+	}
+	maps.Copy(merged, res)
+	e.resources[typeURL] = merged
 }
 
 func (e *Envoy) deliver(u Update) {

@@ -1,0 +1,202 @@
+package xds
+
+// minimesh runs its state-of-the-world ADS streams itself; delta streams
+// stay with go-control-plane's server. go-control-plane's stream kept, per
+// type, the last request (an Envoy's EDS request names every cluster), a
+// map of the names subscribed to and a map of every name sent: about half
+// a megabyte per sidecar at 1000 services, all of it the same for every
+// sidecar. Here a stream keeps, per type, its nonce and a cache.SotwState
+// (interned names and the set it was last sent), and the cache decides what
+// to send (cache/sotw.go).
+//
+// The stream follows Envoy's xDS protocol:
+//   - the first request must carry the node; later ones may omit it, and
+//     may not name another node (callbacks.go refuses that);
+//   - a request whose response_nonce is not the last nonce sent for its
+//     type is stale: the proxy has not seen the latest response yet, and
+//     will answer it; it is ignored;
+//   - a request replaces the type's subscription and watch; a response
+//     already prepared for the type but not sent is dropped, since it
+//     answered the old subscription;
+//   - a NACK keeps the rejected version from being sent again: the watch
+//     waits for a version other than the rejected one, and the next
+//     response lists every subscribed resource.
+// Responses of all types leave through one channel, in the order the cache
+// prepared them (clusters before endpoints, listeners before routes).
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"sync/atomic"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/minimesh/minimesh/cache"
+)
+
+// sotwServer runs state-of-the-world ADS streams.
+type sotwServer struct {
+	cache     *cache.Cache
+	callbacks *callbacks
+	tracker   *Tracker
+	nextID    atomic.Int64
+}
+
+// sotwType is what a stream keeps of one type.
+type sotwType struct {
+	state  cache.SotwState
+	nonce  string // of the last response sent
+	cancel func() // the open watch, if any
+}
+
+// sotwStream is one state-of-the-world ADS stream.
+type sotwStream struct {
+	s      *sotwServer
+	id     int64
+	stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer
+	node   *corev3.Node
+	types  map[string]*sotwType
+	out    chan *cache.SotwResponse
+	nonce  int64
+}
+
+// serve runs one stream until the proxy or the server ends it.
+func (s *sotwServer) serve(stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	ctx := stream.Context()
+	st := &sotwStream{s: s, id: s.nextID.Add(1), stream: stream, types: map[string]*sotwType{},
+		// Room for one response per type being watched, and a few types
+		// minimesh does not serve: a watch sends at most one response.
+		out: make(chan *cache.SotwResponse, len(cache.Types)+4)}
+	if err := s.callbacks.OnStreamOpen(ctx, st.id, ""); err != nil {
+		return err
+	}
+	defer func() {
+		for _, t := range st.types {
+			if t.cancel != nil {
+				t.cancel()
+			}
+		}
+		s.callbacks.OnStreamClosed(st.id, st.node)
+	}()
+
+	requests := make(chan *discoveryv3.DiscoveryRequest)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case requests <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+				return nil // the proxy closed the stream
+			}
+			return err
+		case r := <-st.out:
+			if err := st.send(r); err != nil {
+				return err
+			}
+		case req := <-requests:
+			if err := st.request(req); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// request handles one request from the proxy.
+func (st *sotwStream) request(req *discoveryv3.DiscoveryRequest) error {
+	if req.GetNode() != nil {
+		if st.node == nil {
+			st.node = req.GetNode()
+		}
+	} else {
+		if st.node == nil {
+			return errNoNodeID
+		}
+		req.Node = st.node
+	}
+	typeURL := req.GetTypeUrl()
+	if typeURL == "" {
+		return status.Error(codes.InvalidArgument, "every request of an ADS stream must name its type_url")
+	}
+	if err := st.s.callbacks.OnStreamRequest(st.id, req); err != nil {
+		return err
+	}
+	t := st.types[typeURL]
+	if t == nil {
+		t = &sotwType{}
+		st.types[typeURL] = t
+	}
+	if t.nonce != "" && req.GetResponseNonce() != t.nonce {
+		return nil // stale: the proxy will answer the latest response
+	}
+	if t.cancel != nil {
+		t.cancel()
+		t.cancel = nil
+	}
+	if err := st.dropPending(typeURL); err != nil {
+		return err
+	}
+	version := req.GetVersionInfo()
+	if req.GetErrorDetail() != nil {
+		t.state.Rejected()
+		if rejected, ok := st.s.tracker.rejectedVersion(st.node.GetId(), typeURL, req.GetResponseNonce()); ok {
+			version = rejected
+		}
+	}
+	t.state.Subscribe(req.GetResourceNames())
+	t.cancel = st.s.cache.WatchSotw(st.node.GetId(), typeURL, version, t.state, st.out)
+	return nil
+}
+
+// dropPending sends the responses already prepared for other types, and
+// drops those for typeURL: they answered a subscription just replaced.
+func (st *sotwStream) dropPending(typeURL string) error {
+	for {
+		select {
+		case r := <-st.out:
+			if r.TypeURL == typeURL {
+				continue
+			}
+			if err := st.send(r); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// send sends a response and records it.
+func (st *sotwStream) send(r *cache.SotwResponse) error {
+	t := st.types[r.TypeURL]
+	st.nonce++
+	msg := r.Message()
+	msg.Nonce = strconv.FormatInt(st.nonce, 10)
+	if err := st.stream.Send(msg); err != nil {
+		return err
+	}
+	t.nonce = msg.Nonce
+	t.cancel = nil // the watch fired: it is closed
+	t.state.Sent(r)
+	st.s.callbacks.OnStreamResponse(st.stream.Context(), st.id, nil, msg)
+	return nil
+}
