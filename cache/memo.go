@@ -146,9 +146,10 @@ func (m *Memo) validate(r types.Resource) error {
 // other proxy whose list is made of the same runs and the same own
 // resources (by content). runs must be ordered and within list; one that is
 // not is ignored, and its resources count as the proxy's own.
-func (m *Memo) typeSet(typeURL string, list []types.Resource, runs []Run) *typeSet {
+func (m *Memo) typeSet(typeURL string, lists Lists, runs []Run) *typeSet {
+	n := lists.Len(typeURL)
 	if m == nil || len(runs) == 0 {
-		return buildSet(typeURL, []*part{m.ownPart(typeURL, list)})
+		return buildSet(typeURL, []*part{m.ownPart(typeURL, lists.Slice(typeURL, 0, n))})
 	}
 	var (
 		parts []*part
@@ -156,11 +157,11 @@ func (m *Memo) typeSet(typeURL string, list []types.Resource, runs []Run) *typeS
 		next  int // the first resource not yet in a part
 	)
 	key.WriteString(typeURL)
-	addOwn := func(own []types.Resource) {
-		if len(own) == 0 {
+	addOwn := func(from, to int) {
+		if from == to {
 			return
 		}
-		p := m.ownPart(typeURL, own)
+		p := m.ownPart(typeURL, lists.Slice(typeURL, from, to))
 		parts = append(parts, p)
 		for _, it := range p.items {
 			key.WriteString("\x00o")
@@ -174,17 +175,17 @@ func (m *Memo) typeSet(typeURL string, list []types.Resource, runs []Run) *typeS
 		}
 	}
 	for _, run := range runs {
-		if run.Start < next || run.End <= run.Start || run.End > len(list) {
+		if run.Start < next || run.End <= run.Start || run.End > n {
 			continue
 		}
-		addOwn(list[next:run.Start])
-		sr := m.sharedRun(typeURL, run.Key, list[run.Start:run.End])
+		addOwn(next, run.Start)
+		sr := m.sharedRun(typeURL, run.Key, func() []types.Resource { return lists.Slice(typeURL, run.Start, run.End) })
 		parts = append(parts, sr.part)
 		key.WriteString("\x00r")
 		key.WriteString(sr.id)
 		next = run.End
 	}
-	addOwn(list[next:])
+	addOwn(next, n)
 
 	m.mu.Lock()
 	e := m.sets[key.String()]
@@ -197,9 +198,9 @@ func (m *Memo) typeSet(typeURL string, list []types.Resource, runs []Run) *typeS
 	return e.set
 }
 
-// sharedRun returns the prepared run of a key, preparing it from list the
-// first time.
-func (m *Memo) sharedRun(typeURL string, key any, list []types.Resource) *sharedRun {
+// sharedRun returns the prepared run of a key, preparing it from list()
+// the first time.
+func (m *Memo) sharedRun(typeURL string, key any, list func() []types.Resource) *sharedRun {
 	k := runKey{typeURL, key}
 	m.mu.Lock()
 	sr := m.runs[k]
@@ -208,6 +209,6 @@ func (m *Memo) sharedRun(typeURL string, key any, list []types.Resource) *shared
 		m.runs[k] = sr
 	}
 	m.mu.Unlock()
-	sr.once.Do(func() { sr.part = m.ownPart(typeURL, list) })
+	sr.once.Do(func() { sr.part = m.ownPart(typeURL, list()) })
 	return sr
 }

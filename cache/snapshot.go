@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"weak"
 
@@ -111,19 +112,43 @@ func NewSnapshotMemo(byType map[string][]types.Resource, memo *Memo) (*Snapshot,
 // whole sets, and their checks, and a proxy whose runs did not change costs
 // almost nothing to rebuild.
 func NewSnapshotShared(byType map[string][]types.Resource, runs map[string][]Run, memo *Memo) (*Snapshot, error) {
+	for t := range byType {
+		if !slices.Contains(Types, t) {
+			return nil, fmt.Errorf("unexpected resource type %s", t)
+		}
+	}
+	return NewSnapshotFrom(mapLists(byType), runs, memo)
+}
+
+// Lists are a proxy's resources, one list per type URL, read in place. A
+// proxy's lists are mostly runs it shares with others (Run); the cache
+// reads the rest, and a run's resources only the first time it meets the
+// run, so a proxy costs in proportion to what is its own.
+type Lists interface {
+	// Len is the length of a type's list.
+	Len(typeURL string) int
+	// Slice returns a type's list[i:j]; the cache does not keep it.
+	Slice(typeURL string, i, j int) []types.Resource
+}
+
+// mapLists are lists held in a map.
+type mapLists map[string][]types.Resource
+
+func (m mapLists) Len(typeURL string) int { return len(m[typeURL]) }
+func (m mapLists) Slice(typeURL string, i, j int) []types.Resource {
+	return m[typeURL][i:j]
+}
+
+// NewSnapshotFrom is NewSnapshotShared reading the lists in place.
+func NewSnapshotFrom(lists Lists, runs map[string][]Run, memo *Memo) (*Snapshot, error) {
 	var errs []error
 	s := &Snapshot{sets: make(map[string]*typeSet, len(Types))}
 	for _, t := range Types {
-		set := memo.typeSet(t, byType[t], runs[t])
+		set := memo.typeSet(t, lists, runs[t])
 		if set.err != nil {
 			errs = append(errs, set.err)
 		}
 		s.sets[t] = set
-	}
-	for t := range byType {
-		if s.sets[t] == nil {
-			errs = append(errs, fmt.Errorf("unexpected resource type %s", t))
-		}
 	}
 	errs = append(errs, memo.crossCheck(s)...)
 	if err := errors.Join(errs...); err != nil {

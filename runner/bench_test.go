@@ -74,7 +74,7 @@ func BenchmarkEnvoyProxy(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := cache.NewSnapshotShared(res.ByType(), sharedRuns(res), memo); err != nil {
+			if _, err := cache.NewSnapshotFrom(res, sharedRuns(res), memo); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -291,7 +291,7 @@ func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error
 	res, err := st.index.Translate(px)
 	if err == nil {
 		var snap *cache.Snapshot
-		snap, err = cache.NewSnapshotShared(res.ByType(), sharedRuns(res), st.memo)
+		snap, err = cache.NewSnapshotFrom(res, sharedRuns(res), st.memo)
 		if err == nil {
 			var types []string
 			types, err = r.cache.Publish(ctx, px.ID, snap)

@@ -1,7 +1,8 @@
 package translator
 
 import (
-	"sort"
+	"slices"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -43,44 +44,89 @@ func (r *Resources) SharedRuns(typeURL string) []SharedRun { return r.shared[typ
 
 // ByType returns the resources keyed by xDS type URL, the shape caches use.
 func (r *Resources) ByType() map[string][]types.Resource {
-	out := map[string][]types.Resource{
-		resourcev3.ClusterType:  make([]types.Resource, 0, len(r.Clusters)),
-		resourcev3.EndpointType: make([]types.Resource, 0, len(r.Endpoints)),
-		resourcev3.ListenerType: make([]types.Resource, 0, len(r.Listeners)),
-		resourcev3.RouteType:    make([]types.Resource, 0, len(r.Routes)),
-		resourcev3.SecretType:   make([]types.Resource, 0, len(r.Secrets)),
-	}
-	for _, s := range r.Secrets {
-		out[resourcev3.SecretType] = append(out[resourcev3.SecretType], s)
-	}
-	for _, c := range r.Clusters {
-		out[resourcev3.ClusterType] = append(out[resourcev3.ClusterType], c)
-	}
-	for _, e := range r.Endpoints {
-		out[resourcev3.EndpointType] = append(out[resourcev3.EndpointType], e)
-	}
-	for _, l := range r.Listeners {
-		out[resourcev3.ListenerType] = append(out[resourcev3.ListenerType], l)
-	}
-	for _, rc := range r.Routes {
-		out[resourcev3.RouteType] = append(out[resourcev3.RouteType], rc)
+	out := make(map[string][]types.Resource, 5)
+	for _, t := range []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType, resourcev3.SecretType} {
+		out[t] = r.Slice(t, 0, r.Len(t))
 	}
 	return out
 }
 
-// sortByName puts every list in name order so that output is deterministic.
-func (r *Resources) sortByName() {
-	sortSlice(r.Clusters, func(i, j int) bool { return r.Clusters[i].GetName() < r.Clusters[j].GetName() })
-	sortSlice(r.Endpoints, func(i, j int) bool { return r.Endpoints[i].GetClusterName() < r.Endpoints[j].GetClusterName() })
-	sortSlice(r.Listeners, func(i, j int) bool { return r.Listeners[i].GetName() < r.Listeners[j].GetName() })
-	sortSlice(r.Routes, func(i, j int) bool { return r.Routes[i].GetName() < r.Routes[j].GetName() })
-	sortSlice(r.Secrets, func(i, j int) bool { return r.Secrets[i].GetName() < r.Secrets[j].GetName() })
+// Len is the length of one type's list (by type URL, as in ByType); 0 for
+// a type a proxy never gets.
+func (r *Resources) Len(typeURL string) int {
+	switch typeURL {
+	case resourcev3.ClusterType:
+		return len(r.Clusters)
+	case resourcev3.EndpointType:
+		return len(r.Endpoints)
+	case resourcev3.ListenerType:
+		return len(r.Listeners)
+	case resourcev3.RouteType:
+		return len(r.Routes)
+	case resourcev3.SecretType:
+		return len(r.Secrets)
+	}
+	return 0
 }
 
-// sortSlice sorts unless the slice is sorted already (the shared part of a
-// sidecar's clusters always is: checking is much cheaper than sorting).
-func sortSlice(x any, less func(i, j int) bool) {
-	if !sort.SliceIsSorted(x, less) {
-		sort.Slice(x, less)
+// Slice returns list[i:j] of one type's list, as the cache reads it: the
+// cache reads a proxy's own resources and each shared run once, instead of
+// a copy of every list per proxy.
+func (r *Resources) Slice(typeURL string, i, j int) []types.Resource {
+	switch typeURL {
+	case resourcev3.ClusterType:
+		return asResources(r.Clusters[i:j])
+	case resourcev3.EndpointType:
+		return asResources(r.Endpoints[i:j])
+	case resourcev3.ListenerType:
+		return asResources(r.Listeners[i:j])
+	case resourcev3.RouteType:
+		return asResources(r.Routes[i:j])
+	case resourcev3.SecretType:
+		return asResources(r.Secrets[i:j])
 	}
+	return nil
+}
+
+func asResources[T types.Resource](list []T) []types.Resource {
+	out := make([]types.Resource, len(list))
+	for i, m := range list {
+		out[i] = m
+	}
+	return out
+}
+
+// sortByName puts every list in name order so that output is
+// deterministic. The shared runs marked in r are sorted already, so only
+// the rest of each list and the runs' edges are compared, and a list that
+// needed sorting loses its marks (the caller marks it again).
+func (r *Resources) sortByName() (sorted bool) {
+	sorted = sortSlice(r, resourcev3.ClusterType, r.Clusters, (*clusterv3.Cluster).GetName) || sorted
+	sorted = sortSlice(r, resourcev3.EndpointType, r.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName) || sorted
+	sorted = sortSlice(r, resourcev3.ListenerType, r.Listeners, (*listenerv3.Listener).GetName) || sorted
+	sorted = sortSlice(r, resourcev3.RouteType, r.Routes, (*routev3.RouteConfiguration).GetName) || sorted
+	sorted = sortSlice(r, resourcev3.SecretType, r.Secrets, (*tlsv3.Secret).GetName) || sorted
+	return sorted
+}
+
+// sortSlice sorts list by name unless it is sorted already, and reports
+// whether it sorted it.
+func sortSlice[T any](r *Resources, typeURL string, list []T, name func(T) string) bool {
+	runs := r.shared[typeURL]
+	inRun := func(i int) bool { // list[i-1] and list[i] are in one marked run
+		for _, run := range runs {
+			if run.Start < i && i < run.End {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 1; i < len(list); i++ {
+		if !inRun(i) && name(list[i]) < name(list[i-1]) {
+			slices.SortStableFunc(list, func(a, b T) int { return strings.Compare(name(a), name(b)) })
+			delete(r.shared, typeURL)
+			return true
+		}
+	}
+	return false
 }

@@ -39,8 +39,14 @@ func (ix *index) Translate(p Proxy) (*Resources, error) {
 	default:
 		res, errs = ix.translateEnvoy(p, v)
 	}
-	res.sortByName()
+	// The shared lists are sorted, and appended where they sort, so the
+	// runs are marked first and sorting only checks the rest; if sorting
+	// moved anything, the runs are marked again where they are now.
 	ix.markShared(res, p, v)
+	if res.sortByName() {
+		res.shared = nil
+		ix.markShared(res, p, v)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return res, fmt.Errorf("proxy %s: %w", p.ID, err)
 	}

@@ -1,12 +1,17 @@
 package xds
 
 import (
+	"slices"
 	"testing"
 	"unsafe"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -109,5 +114,55 @@ func TestCodecEncodesOtherMessagesAsProto(t *testing.T) {
 		if string(out.Materialize()) != string(want) {
 			t.Errorf("%T: encoding differs from proto.Marshal", m)
 		}
+	}
+}
+
+// A request decodes as with proto.Unmarshal, its names shared with every
+// request that names the same list.
+func TestCodecInternsRequestNames(t *testing.T) {
+	codec := newSharedBytesCodec()
+	decode := func(m *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryRequest, error) {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &discoveryv3.DiscoveryRequest{}
+		return got, codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got)
+	}
+	names := []string{"outbound|80|v2|b.default.svc.cluster.local", "outbound|80|v1|a.default.svc.cluster.local", "x", "x"}
+	req := &discoveryv3.DiscoveryRequest{
+		VersionInfo:   "v1",
+		Node:          &corev3.Node{Id: "my-app-v1.default", UserAgentName: "envoy"},
+		ResourceNames: names,
+		TypeUrl:       resourcev3.EndpointType,
+		ResponseNonce: "3",
+		ErrorDetail:   &rpcstatus.Status{Code: 3, Message: "rejected"},
+	}
+	first, err := decode(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(first, req) {
+		t.Fatalf("decoded %v, want %v", first, req)
+	}
+	second, err := decode(&discoveryv3.DiscoveryRequest{ResourceNames: slices.Clone(names), TypeUrl: resourcev3.EndpointType, ResponseNonce: "4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.SliceData(first.GetResourceNames()) != unsafe.SliceData(second.GetResourceNames()) {
+		t.Errorf("two requests naming the same list got two copies of it")
+	}
+	if other, err := decode(&discoveryv3.DiscoveryRequest{ResourceNames: names[:2]}); err != nil || !slices.Equal(other.GetResourceNames(), names[:2]) {
+		t.Errorf("a shorter list decodes as %v (%v), want %v", other.GetResourceNames(), err, names[:2])
+	}
+	if none, err := decode(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil || none.GetResourceNames() != nil {
+		t.Errorf("a request naming nothing decodes with names %v (%v)", none.GetResourceNames(), err)
+	}
+
+	// Names must be UTF-8, as proto3 strings are.
+	bad := protowire.AppendTag(nil, 3, protowire.BytesType)
+	bad = protowire.AppendBytes(bad, []byte{0xff, 0xfe})
+	if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &discoveryv3.DiscoveryRequest{}); err == nil {
+		t.Error("a resource name that is not UTF-8 was accepted")
 	}
 }
