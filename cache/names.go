@@ -62,9 +62,10 @@ func (n *Names) List() []string {
 
 // InternNames returns the shared Names for list, which it does not keep.
 func InternNames(list []string) *Names {
-	return intern(list, func(h *maphash.Hash, i int) { h.WriteString(list[i]) },
+	n, _ := intern(list, func(h *maphash.Hash, i int) { h.WriteString(list[i]) },
 		func(i int, s string) bool { return list[i] == s },
-		func(i int) string { return list[i] })
+		func(i int) string { return list[i] }, nil)
+	return n
 }
 
 // InternNameBytes returns the shared Names for names as they come off the
@@ -72,19 +73,24 @@ func InternNames(list []string) *Names {
 // new. It is how a request naming 3000 endpoint sets costs no allocation
 // per name (xds/codec.go).
 func InternNameBytes(names [][]byte) (*Names, error) {
-	for _, b := range names {
-		if !utf8.Valid(b) {
-			return nil, fmt.Errorf("resource name %q is not valid UTF-8", b)
+	// A list equal to a known one is valid; a new one is checked.
+	valid := func() error {
+		for _, b := range names {
+			if !utf8.Valid(b) {
+				return fmt.Errorf("resource name %q is not valid UTF-8", b)
+			}
 		}
+		return nil
 	}
 	return intern(names, func(h *maphash.Hash, i int) { h.Write(names[i]) },
 		func(i int, s string) bool { return string(names[i]) == s },
-		func(i int) string { return string(names[i]) }), nil
+		func(i int) string { return string(names[i]) }, valid)
 }
 
 // intern finds or adds the list of n names whose i-th name write hashes,
-// equal compares and str makes.
-func intern[L ~[]E, E any](list L, write func(*maphash.Hash, int), equal func(int, string) bool, str func(int) string) *Names {
+// equal compares and str makes; valid, if not nil, checks a list that is
+// new.
+func intern[L ~[]E, E any](list L, write func(*maphash.Hash, int), equal func(int, string) bool, str func(int) string, valid func() error) (*Names, error) {
 	var h maphash.Hash
 	h.SetSeed(namesTable.seed)
 	for i := range list {
@@ -97,7 +103,12 @@ func intern[L ~[]E, E any](list L, write func(*maphash.Hash, int), equal func(in
 	defer namesTable.Unlock()
 	for _, p := range namesTable.m[key] {
 		if n := p.Value(); n != nil && sameNames(n.list, equal) {
-			return n
+			return n, nil
+		}
+	}
+	if valid != nil {
+		if err := valid(); err != nil {
+			return nil, err
 		}
 	}
 	n := &Names{list: make([]string, len(list)), set: make(map[string]struct{}, len(list))}
@@ -107,7 +118,7 @@ func intern[L ~[]E, E any](list L, write func(*maphash.Hash, int), equal func(in
 	}
 	namesTable.m[key] = append(namesTable.m[key], weak.Make(n))
 	runtime.AddCleanup(n, forgetNames, key)
-	return n
+	return n, nil
 }
 
 // sameNames reports whether list is the list equal compares with (of the

@@ -21,6 +21,7 @@ package xds
 
 import (
 	"fmt"
+	"sync"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/encoding"
@@ -84,7 +85,12 @@ const resourceNamesField protowire.Number = 3
 // The request's ResourceNames is then shared with other requests: it must
 // not be changed.
 func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
-	var names [][]byte
+	scratch := nameScratch.Get().(*[][]byte)
+	defer func() {
+		clear(*scratch) // keep no request's bytes
+		nameScratch.Put(scratch)
+	}()
+	names := (*scratch)[:0]
 	rest := make([]byte, 0, 256)
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -113,8 +119,13 @@ func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
 		}
 		req.ResourceNames = interned.List()
 	}
+	*scratch = names
 	return nil
 }
+
+// nameScratch holds the lists of names being decoded, reused from one
+// request to the next.
+var nameScratch = sync.Pool{New: func() any { return new([][]byte) }}
 
 // withShared encodes own and appends shared after it, uncopied.
 func (c sharedBytesCodec) withShared(own any, shared []byte) (mem.BufferSlice, error) {
