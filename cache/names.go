@@ -1,18 +1,23 @@
 package cache
 
 // Every sidecar of a mesh asks for the same endpoint sets, by name, in
-// every EDS request: at 1000 services, 3000 names per request. A stream
-// keeps the names it subscribes to, so they are interned: every stream
-// asking for the same names in the same order shares one Names. The table
-// holds them weakly, and forgets them when no stream does.
+// every EDS request: at 1000 services, 3000 names per request, 165 KB. A
+// stream keeps the names it subscribes to, so they are interned: every
+// stream asking for the same names in the same order shares one Names.
+//
+// A request's names are interned as they come off the wire: the bytes that
+// encode the list are hashed and compared as one block, and split into
+// strings only the first time the list is seen (InternNamesWire). A list
+// already interned is found again from its own slice at no cost
+// (InternNames). The table holds Names weakly, and forgets them when no
+// stream does.
 
 import (
-	"fmt"
+	"bytes"
 	"hash/maphash"
 	"runtime"
 	"slices"
 	"sync"
-	"unicode/utf8"
 	"weak"
 )
 
@@ -20,6 +25,7 @@ import (
 type Names struct {
 	list []string
 	set  map[string]struct{}
+	wire []byte // the list as a request encodes it, if it came off the wire
 }
 
 // Has reports whether name is in n (never, for nil).
@@ -31,26 +37,13 @@ func (n *Names) Has(name string) bool {
 	return ok
 }
 
-// Len is the number of names in n.
+// Len is the number of distinct names in n.
 func (n *Names) Len() int {
 	if n == nil {
 		return 0
 	}
 	return len(n.set)
 }
-
-// namesKey finds a list in the table; lists with the same key are told
-// apart by comparing them.
-type namesKey struct {
-	hash uint64
-	len  int
-}
-
-var namesTable = struct {
-	sync.Mutex
-	seed maphash.Seed
-	m    map[namesKey][]weak.Pointer[Names]
-}{seed: maphash.MakeSeed(), m: map[namesKey][]weak.Pointer[Names]{}}
 
 // List is the names in the order given. It is shared: read only.
 func (n *Names) List() []string {
@@ -60,86 +53,109 @@ func (n *Names) List() []string {
 	return n.list
 }
 
+// namesKey finds a list in the table; lists with the same key are told
+// apart by comparing them.
+type namesKey struct {
+	hash uint64
+	len  int
+	wire bool // hash and len are of the encoded list
+}
+
+var namesTable = struct {
+	sync.Mutex
+	seed   maphash.Seed
+	m      map[namesKey][]weak.Pointer[Names]
+	owners map[*string]weak.Pointer[Names] // by the first element of its list
+}{seed: maphash.MakeSeed(), m: map[namesKey][]weak.Pointer[Names]{}, owners: map[*string]weak.Pointer[Names]{}}
+
 // InternNames returns the shared Names for list, which it does not keep.
 func InternNames(list []string) *Names {
-	n, _ := intern(list, func(h *maphash.Hash, i int) { h.WriteString(list[i]) },
-		func(i int, s string) bool { return list[i] == s },
-		func(i int) string { return list[i] }, nil)
+	if len(list) == 0 {
+		n, _ := intern(namesKey{}, func(*Names) bool { return true }, func() (*Names, error) { return newNames(nil, nil), nil })
+		return n
+	}
+	namesTable.Lock()
+	n := namesTable.owners[&list[0]].Value()
+	namesTable.Unlock()
+	if n != nil && len(n.list) == len(list) {
+		return n // list is n's own
+	}
+	var h maphash.Hash
+	h.SetSeed(namesTable.seed)
+	for _, name := range list {
+		h.WriteString(name)
+		h.WriteByte(0)
+	}
+	n, _ = intern(namesKey{hash: h.Sum64(), len: len(list)},
+		func(n *Names) bool { return slices.Equal(n.list, list) },
+		func() (*Names, error) { return newNames(slices.Clone(list), nil), nil })
 	return n
 }
 
-// InternNameBytes returns the shared Names for names as they come off the
-// wire, UTF-8 checked, without making a string of each unless the list is
-// new. It is how a request naming 3000 endpoint sets costs no allocation
-// per name (xds/codec.go).
-func InternNameBytes(names [][]byte) (*Names, error) {
-	// A list equal to a known one is valid; a new one is checked.
-	valid := func() error {
-		for _, b := range names {
-			if !utf8.Valid(b) {
-				return fmt.Errorf("resource name %q is not valid UTF-8", b)
+// InternNamesWire returns the shared Names for the list encoded in wire,
+// which it does not keep; decode splits a list not seen before into its
+// names (and fails if they are not valid).
+func InternNamesWire(wire []byte, decode func([]byte) ([]string, error)) (*Names, error) {
+	return intern(namesKey{hash: maphash.Bytes(namesTable.seed, wire), len: len(wire), wire: true},
+		func(n *Names) bool { return bytes.Equal(n.wire, wire) },
+		func() (*Names, error) {
+			list, err := decode(wire)
+			if err != nil {
+				return nil, err
 			}
-		}
-		return nil
-	}
-	return intern(names, func(h *maphash.Hash, i int) { h.Write(names[i]) },
-		func(i int, s string) bool { return string(names[i]) == s },
-		func(i int) string { return string(names[i]) }, valid)
+			return newNames(list, bytes.Clone(wire)), nil
+		})
 }
 
-// intern finds or adds the list of n names whose i-th name write hashes,
-// equal compares and str makes; valid, if not nil, checks a list that is
-// new.
-func intern[L ~[]E, E any](list L, write func(*maphash.Hash, int), equal func(int, string) bool, str func(int) string, valid func() error) (*Names, error) {
-	var h maphash.Hash
-	h.SetSeed(namesTable.seed)
-	for i := range list {
-		write(&h, i)
-		h.WriteByte(0)
+func newNames(list []string, wire []byte) *Names {
+	n := &Names{list: list, set: make(map[string]struct{}, len(list)), wire: wire}
+	for _, name := range list {
+		n.set[name] = struct{}{}
 	}
-	key := namesKey{hash: h.Sum64(), len: len(list)}
+	return n
+}
 
+// intern returns the Names under key that same accepts, or adds the one
+// make makes.
+func intern(key namesKey, same func(*Names) bool, make func() (*Names, error)) (*Names, error) {
 	namesTable.Lock()
 	defer namesTable.Unlock()
 	for _, p := range namesTable.m[key] {
-		if n := p.Value(); n != nil && sameNames(n.list, equal) {
+		if n := p.Value(); n != nil && same(n) {
 			return n, nil
 		}
 	}
-	if valid != nil {
-		if err := valid(); err != nil {
-			return nil, err
-		}
-	}
-	n := &Names{list: make([]string, len(list)), set: make(map[string]struct{}, len(list))}
-	for i := range list {
-		n.list[i] = str(i)
-		n.set[n.list[i]] = struct{}{}
+	n, err := make()
+	if err != nil {
+		return nil, err
 	}
 	namesTable.m[key] = append(namesTable.m[key], weak.Make(n))
-	runtime.AddCleanup(n, forgetNames, key)
+	var first *string
+	if len(n.list) > 0 {
+		first = &n.list[0]
+		namesTable.owners[first] = weak.Make(n)
+	}
+	runtime.AddCleanup(n, forgetNames, forgotten{key, first})
 	return n, nil
 }
 
-// sameNames reports whether list is the list equal compares with (of the
-// same length).
-func sameNames(list []string, equal func(int, string) bool) bool {
-	for i, s := range list {
-		if !equal(i, s) {
-			return false
-		}
-	}
-	return true
+// forgotten is what to remove from the table when a Names is gone.
+type forgotten struct {
+	key   namesKey
+	first *string
 }
 
-// forgetNames drops the table's entries under key whose Names are gone.
-func forgetNames(key namesKey) {
+// forgetNames drops the table's entries of a Names that is gone.
+func forgetNames(f forgotten) {
 	namesTable.Lock()
 	defer namesTable.Unlock()
-	live := slices.DeleteFunc(namesTable.m[key], func(p weak.Pointer[Names]) bool { return p.Value() == nil })
+	live := slices.DeleteFunc(namesTable.m[f.key], func(p weak.Pointer[Names]) bool { return p.Value() == nil })
 	if len(live) == 0 {
-		delete(namesTable.m, key)
+		delete(namesTable.m, f.key)
 	} else {
-		namesTable.m[key] = live
+		namesTable.m[f.key] = live
+	}
+	if f.first != nil && namesTable.owners[f.first].Value() == nil {
+		delete(namesTable.owners, f.first)
 	}
 }

@@ -21,7 +21,7 @@ package xds
 
 import (
 	"fmt"
-	"sync"
+	"unicode/utf8"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/encoding"
@@ -73,9 +73,9 @@ func (c sharedBytesCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.CodecV2.Unmarshal(data, v)
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
-	defer buf.Free()
-	return unmarshalRequest(buf.ReadOnlyData(), req)
+	b, release := materialize(data)
+	defer release()
+	return unmarshalRequest(b, req)
 }
 
 // resourceNamesField is DiscoveryRequest.resource_names.
@@ -84,14 +84,15 @@ const resourceNamesField protowire.Number = 3
 // unmarshalRequest decodes b into req, with the resource names interned.
 // The request's ResourceNames is then shared with other requests: it must
 // not be changed.
+//
+// Envoy and gRPC write a request's fields in order, so its names are one
+// block of consecutive entries; that block is what is interned. Names
+// spread among other fields (which protobuf allows) are decoded as usual.
 func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
-	scratch := nameScratch.Get().(*[][]byte)
-	defer func() {
-		clear(*scratch) // keep no request's bytes
-		nameScratch.Put(scratch)
-	}()
-	names := (*scratch)[:0]
+	whole := b
 	rest := make([]byte, 0, 256)
+	var block []byte // the names, as encoded
+	blocks := 0
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -101,31 +102,91 @@ func unmarshalRequest(b []byte, req *discoveryv3.DiscoveryRequest) error {
 		if m < 0 {
 			return protowire.ParseError(m)
 		}
-		if num == resourceNamesField && typ == protowire.BytesType {
-			name, _ := protowire.ConsumeBytes(b[n:])
-			names = append(names, name)
-		} else {
+		if num != resourceNamesField || typ != protowire.BytesType {
 			rest = append(rest, b[:n+m]...)
+			b = b[n+m:]
+			continue
 		}
-		b = b[n+m:]
+		// A block of names: this entry and the ones right after it.
+		end := n + m
+		for end < len(b) {
+			num, typ, n := protowire.ConsumeTag(b[end:])
+			if n < 0 || num != resourceNamesField || typ != protowire.BytesType {
+				break
+			}
+			_, m := protowire.ConsumeBytes(b[end+n:])
+			if m < 0 {
+				return protowire.ParseError(m)
+			}
+			end += n + m
+		}
+		block, blocks = b[:end], blocks+1
+		b = b[end:]
+	}
+	if blocks > 1 {
+		return proto.Unmarshal(whole, req)
 	}
 	if err := proto.Unmarshal(rest, req); err != nil {
 		return err
 	}
-	if len(names) > 0 {
-		interned, err := cache.InternNameBytes(names)
+	if block != nil {
+		names, err := cache.InternNamesWire(block, decodeNames)
 		if err != nil {
 			return fmt.Errorf("DiscoveryRequest.resource_names: %w", err)
 		}
-		req.ResourceNames = interned.List()
+		req.ResourceNames = names.List()
 	}
-	*scratch = names
 	return nil
 }
 
-// nameScratch holds the lists of names being decoded, reused from one
-// request to the next.
-var nameScratch = sync.Pool{New: func() any { return new([][]byte) }}
+// decodeNames splits a block of resource_names entries into its names.
+func decodeNames(block []byte) ([]string, error) {
+	var names []string
+	for len(block) > 0 {
+		_, _, n := protowire.ConsumeTag(block)
+		name, m := protowire.ConsumeBytes(block[n:])
+		if !utf8.Valid(name) {
+			return nil, fmt.Errorf("resource name %q is not valid UTF-8", name)
+		}
+		names = append(names, string(name))
+		block = block[n+m:]
+	}
+	return names, nil
+}
+
+// materialize returns data as one slice, and a function to call when done
+// with it. A message in several buffers is copied into a buffer kept for
+// the next one: the pool gRPC would use is emptied by every garbage
+// collection, and EDS requests are large.
+func materialize(data mem.BufferSlice) ([]byte, func()) {
+	if len(data) == 1 {
+		return data[0].ReadOnlyData(), func() {}
+	}
+	var buf []byte
+	select {
+	case buf = <-spareBuffers:
+	default:
+	}
+	if n := data.Len(); cap(buf) < n {
+		buf = make([]byte, n, max(n, 64<<10))
+	} else {
+		buf = buf[:n]
+	}
+	data.CopyTo(buf)
+	return buf, func() {
+		if cap(buf) > 1<<20 {
+			return // a rare large request: let it go
+		}
+		select {
+		case spareBuffers <- buf:
+		default:
+		}
+	}
+}
+
+// spareBuffers are buffers for materialize, enough for the requests being
+// decoded at once.
+var spareBuffers = make(chan []byte, 8)
 
 // withShared encodes own and appends shared after it, uncopied.
 func (c sharedBytesCodec) withShared(own any, shared []byte) (mem.BufferSlice, error) {

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/minimesh/minimesh/cache"
 )
 
 func testClusters(t *testing.T, n int) []*anypb.Any {
@@ -157,6 +159,28 @@ func TestCodecInternsRequestNames(t *testing.T) {
 	}
 	if none, err := decode(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil || none.GetResourceNames() != nil {
 		t.Errorf("a request naming nothing decodes with names %v (%v)", none.GetResourceNames(), err)
+	}
+
+	// The stream interns the names again: that finds the same list.
+	if cache.InternNames(first.GetResourceNames()) != cache.InternNames(second.GetResourceNames()) {
+		t.Errorf("interning a decoded list again gives another Names")
+	}
+
+	// A message split across buffers, with its names in two blocks (which
+	// protobuf allows), decodes the same.
+	var b []byte
+	b = protowire.AppendTag(b, 3, protowire.BytesType)
+	b = protowire.AppendString(b, "a")
+	b = protowire.AppendTag(b, 4, protowire.BytesType)
+	b = protowire.AppendString(b, resourcev3.RouteType)
+	b = protowire.AppendTag(b, 3, protowire.BytesType)
+	b = protowire.AppendString(b, "b")
+	split := &discoveryv3.DiscoveryRequest{}
+	if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b[:5]), mem.SliceBuffer(b[5:])}, split); err != nil {
+		t.Fatal(err)
+	}
+	if want := (&discoveryv3.DiscoveryRequest{ResourceNames: []string{"a", "b"}, TypeUrl: resourcev3.RouteType}); !proto.Equal(split, want) {
+		t.Errorf("names in two blocks decode as %v, want %v", split, want)
 	}
 
 	// Names must be UTF-8, as proto3 strings are.
