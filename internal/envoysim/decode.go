@@ -1,6 +1,7 @@
 package envoysim
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,21 @@ func (d *Decoder) decode(a *anypb.Any) *resource {
 	}
 	d.mu.Unlock()
 	return r
+}
+
+// decodeBytes is decode for a resource read off the wire: value is not
+// kept, and is copied only when its content is new.
+func (d *Decoder) decodeBytes(typeURL string, value []byte) *resource {
+	if d != nil {
+		d.mu.RLock()
+		r := d.byType[typeURL][string(value)]
+		d.mu.RUnlock()
+		if r != nil {
+			d.hits.Add(1)
+			return r
+		}
+	}
+	return d.decode(&anypb.Any{TypeUrl: typeURL, Value: bytes.Clone(value)})
 }
 
 // resource is one decoded, validated resource and the names it refers to

@@ -121,7 +121,7 @@ func (e *Envoy) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
 		}
 		return e.runDelta(stream)
 	}
-	stream, err := client.StreamAggregatedResources(ctx)
+	stream, err := client.StreamAggregatedResources(ctx, grpc.ForceCodecV2(newResponseCodec(e.cfg.Decoder)))
 	if err != nil {
 		return err
 	}
@@ -148,16 +148,16 @@ func (e *Envoy) runSotW(stream discoveryv3.AggregatedDiscoveryService_StreamAggr
 	}
 	nonces := map[string]string{}
 	for {
-		resp, err := stream.Recv()
-		if err != nil {
+		resp := &sotwResponse{}
+		if err := stream.RecvMsg(resp); err != nil {
 			return err
 		}
 		at := time.Now()
-		t := resp.GetTypeUrl()
-		nonces[t] = resp.GetNonce()
-		res, names, nack := e.decode(resp.GetResources())
-		u := Update{TypeURL: t, Version: resp.GetVersionInfo(), Names: names, NACK: nack, Bytes: proto.Size(resp), At: at}
-		version := resp.GetVersionInfo()
+		t := resp.typeURL
+		nonces[t] = resp.nonce
+		res, names, nack := e.collect(resp.resources)
+		u := Update{TypeURL: t, Version: resp.version, Names: names, NACK: nack, Bytes: resp.size, At: at}
+		version := resp.version
 		e.mu.Lock()
 		e.count(u)
 		if nack == "" {
@@ -178,7 +178,7 @@ func (e *Envoy) runSotW(stream discoveryv3.AggregatedDiscoveryService_StreamAggr
 				return err
 			}
 		}
-		if err := send(t, version, resp.GetNonce(), e.subscribed(t), nack); err != nil {
+		if err := send(t, version, resp.nonce, e.subscribed(t), nack); err != nil {
 			return err
 		}
 		u.Acked = time.Now()
@@ -347,14 +347,12 @@ func (e *Envoy) replace(typeURL string, res map[string]*resource) {
 		e.resources[typeURL] = res
 		return
 	}
-	merged := make(map[string]*resource, len(e.subs[typeURL]))
-	for _, name := range e.subs[typeURL] {
-		if r, ok := e.resources[typeURL][name]; ok {
-			merged[name] = r
-		}
+	// followReferences drops the ones no longer subscribed to.
+	if e.resources[typeURL] == nil {
+		e.resources[typeURL] = res
+		return
 	}
-	maps.Copy(merged, res)
-	e.resources[typeURL] = merged
+	maps.Copy(e.resources[typeURL], res)
 }
 
 func (e *Envoy) deliver(u Update) {
@@ -370,10 +368,19 @@ func (e *Envoy) deliver(u Update) {
 // decode unpacks and validates resources; the NACK text is set if any is
 // invalid (the whole response is then rejected, as Envoy does).
 func (e *Envoy) decode(anys []*anypb.Any) (map[string]*resource, []string, string) {
-	out := make(map[string]*resource, len(anys))
-	names := make([]string, 0, len(anys))
-	for _, a := range anys {
-		r := e.cfg.Decoder.decode(a)
+	decoded := make([]*resource, len(anys))
+	for i, a := range anys {
+		decoded[i] = e.cfg.Decoder.decode(a)
+	}
+	return e.collect(decoded)
+}
+
+// collect checks decoded resources and indexes them by name; the NACK
+// text is set if any is invalid or two have one name.
+func (e *Envoy) collect(decoded []*resource) (map[string]*resource, []string, string) {
+	out := make(map[string]*resource, len(decoded))
+	names := make([]string, 0, len(decoded))
+	for _, r := range decoded {
 		if r.err != "" {
 			e.problem(r.err)
 			return nil, nil, r.err

@@ -1,0 +1,106 @@
+package envoysim
+
+// A simulated Envoy beside the control plane it measures shares the
+// machine's cores with it, so it reads state-of-the-world responses
+// cheaply: straight off the received bytes, each resource looked up by its
+// bytes in the shared Decoder, and copied and decoded only when its
+// content is new. Decoded as usual, a sidecar's first response at 1000
+// services is 6000 new messages and 1.4 MiB copied, nearly all of it
+// identical to what the previous simulated Envoy received. What is checked
+// is the same either way: every resource is decoded and validated once per
+// distinct content, and every response's resources are looked at.
+
+import (
+	"fmt"
+
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// sotwResponse is a DiscoveryResponse with its resources decoded.
+type sotwResponse struct {
+	version, typeURL, nonce string
+	resources               []*resource
+	size                    int // bytes on the wire
+}
+
+// responseCodec is gRPC's proto codec, except that it reads responses
+// into sotwResponse.
+type responseCodec struct {
+	encoding.CodecV2
+	decoder *Decoder
+}
+
+func newResponseCodec(d *Decoder) responseCodec {
+	return responseCodec{encoding.GetCodecV2(grpcproto.Name), d}
+}
+
+func (c responseCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	r, ok := v.(*sotwResponse)
+	if !ok {
+		return c.CodecV2.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	b := buf.ReadOnlyData()
+	r.size = len(b)
+	// DiscoveryResponse: version_info 1, resources 2 (Any: type_url 1,
+	// value 2), type_url 4, nonce 5.
+	return eachField(b, func(num protowire.Number, field []byte) error {
+		switch num {
+		case 1:
+			r.version = string(field)
+		case 2:
+			var typeURL string
+			var value []byte
+			if err := eachField(field, func(num protowire.Number, f []byte) error {
+				switch num {
+				case 1:
+					typeURL = string(f)
+				case 2:
+					value = f
+				}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("resource %d: %w", len(r.resources), err)
+			}
+			r.resources = append(r.resources, c.decoder.decodeBytes(typeURL, value))
+		case 4:
+			r.typeURL = string(field)
+		case 5:
+			r.nonce = string(field)
+		}
+		return nil
+	})
+}
+
+// eachField calls visit with the contents of every length-delimited field
+// of the message b, and skips the others.
+func eachField(b []byte, visit func(protowire.Number, []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if typ != protowire.BytesType {
+			m := protowire.ConsumeFieldValue(num, typ, b)
+			if m < 0 {
+				return protowire.ParseError(m)
+			}
+			b = b[m:]
+			continue
+		}
+		field, m := protowire.ConsumeBytes(b)
+		if m < 0 {
+			return protowire.ParseError(m)
+		}
+		if err := visit(num, field); err != nil {
+			return err
+		}
+		b = b[m:]
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package envoysim
+
+import (
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// A response read off the wire has the fields and resources proto would
+// decode, each resource decoded once per distinct content.
+func TestResponseCodecReadsResponses(t *testing.T) {
+	var anys []*anypb.Any
+	for _, name := range []string{"a", "b", "a"} { // "a" twice: decoded once
+		a, err := anypb.New(&clusterv3.Cluster{Name: name, ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		anys = append(anys, a)
+	}
+	b, err := proto.Marshal(&discoveryv3.DiscoveryResponse{VersionInfo: "v7", Resources: anys, TypeUrl: resourcev3.ClusterType, Nonce: "12"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDecoder()
+	codec := newResponseCodec(d)
+	r := &sotwResponse{}
+	if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b[:9]), mem.SliceBuffer(b[9:])}, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.version != "v7" || r.typeURL != resourcev3.ClusterType || r.nonce != "12" || r.size != len(b) {
+		t.Errorf("read version %q, type %q, nonce %q, size %d; want v7, %s, 12, %d", r.version, r.typeURL, r.nonce, r.size, resourcev3.ClusterType, len(b))
+	}
+	var names []string
+	for _, res := range r.resources {
+		if res.err != "" {
+			t.Errorf("resource %s: %s", res.name, res.err)
+		}
+		names = append(names, res.name)
+	}
+	if len(names) != 3 || names[0] != "a" || names[1] != "b" || names[2] != "a" || r.resources[0] != r.resources[2] {
+		t.Errorf("resources %v, want a, b and the same a again", names)
+	}
+	if s := d.Stats(); s.Decoded != 2 || s.Reused != 1 {
+		t.Errorf("decoder stats %+v, want 2 decoded and 1 reused", s)
+	}
+
+	// A truncated response is an error, not a short one.
+	if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b[:len(b)-3])}, &sotwResponse{}); err == nil {
+		t.Error("a truncated response was read without error")
+	}
+}
