@@ -170,10 +170,11 @@ func (b *builder) buildWorkloads(objs []Object) {
 // buildServices converts the ServiceEntries. A host declared twice belongs
 // to the first ServiceEntry in namespace/name order.
 func (b *builder) buildServices(objs []Object) {
+	selectable := indexWorkloads(b.workloads)
 	for _, obj := range objs {
 		r := newReport(obj.Ref, &b.diags)
 		se := obj.Spec.(*networking.ServiceEntry)
-		for _, svc := range convertServiceEntry(obj.Ref, se, b.workloads, b.reg.domainSuffix, r) {
+		for _, svc := range convertServiceEntry(obj.Ref, se, selectable, b.reg.domainSuffix, r) {
 			if owner := b.reg.services[svc.Hostname]; owner != nil {
 				r.errorf(fieldPath("spec.hosts").index(slices.Index(se.GetHosts(), svc.Hostname)),
 					"host %q is already declared by %s (%s); the first in namespace/name order wins",

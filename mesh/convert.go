@@ -46,3 +46,45 @@ func labelsMatch(selector, labels map[string]string) bool {
 	}
 	return true
 }
+
+// workloadIndex finds the workloads a selector picks without matching the
+// selector against every workload of the mesh: a mesh of 1000 services
+// and 2000 workloads would otherwise match two million label sets on every
+// change.
+type workloadIndex struct {
+	byNamespace map[string][]*Workload
+	byLabel     map[namespacedLabel][]*Workload
+}
+
+type namespacedLabel struct{ namespace, key, value string }
+
+// indexWorkloads indexes workloads, keeping their order in every list.
+func indexWorkloads(workloads []*Workload) *workloadIndex {
+	ix := &workloadIndex{byNamespace: map[string][]*Workload{}, byLabel: map[namespacedLabel][]*Workload{}}
+	for _, w := range workloads {
+		ix.byNamespace[w.Namespace] = append(ix.byNamespace[w.Namespace], w)
+		for k, v := range w.Labels {
+			l := namespacedLabel{w.Namespace, k, v}
+			ix.byLabel[l] = append(ix.byLabel[l], w)
+		}
+	}
+	return ix
+}
+
+// selected returns the workloads of a namespace whose labels match the
+// selector, in the order they were indexed.
+func (ix *workloadIndex) selected(namespace string, selector map[string]string) []*Workload {
+	candidates := ix.byNamespace[namespace]
+	for k, v := range selector { // the fewest workloads carrying one of its labels
+		if l := ix.byLabel[namespacedLabel{namespace, k, v}]; len(l) < len(candidates) {
+			candidates = l
+		}
+	}
+	var out []*Workload
+	for _, w := range candidates {
+		if labelsMatch(selector, w.Labels) {
+			out = append(out, w)
+		}
+	}
+	return out
+}

@@ -12,8 +12,8 @@ import (
 
 // convertServiceEntry turns a ServiceEntry into one Service per host, in the
 // order of spec.hosts, or returns nil after reporting why it cannot.
-// workloads are the valid workloads, sorted, for spec.workloadSelector.
-func convertServiceEntry(ref Ref, se *networking.ServiceEntry, workloads []*Workload, domainSuffix string, r *report) []*Service {
+// workloads are the valid workloads, for spec.workloadSelector.
+func convertServiceEntry(ref Ref, se *networking.ServiceEntry, workloads *workloadIndex, domainSuffix string, r *report) []*Service {
 	hosts := serviceEntryHosts(se.GetHosts(), ref.Namespace, domainSuffix, r)
 	ports := convertServicePorts(se.GetPorts(), r)
 	resolution := convertResolution(se, r)
@@ -26,7 +26,7 @@ func convertServiceEntry(ref Ref, se *networking.ServiceEntry, workloads []*Work
 		return nil
 	}
 	if sel := se.GetWorkloadSelector(); sel != nil {
-		endpoints = selectedEndpoints(ref.Namespace, sel.GetLabels(), workloads, resolution, r)
+		endpoints = selectedEndpoints(workloads.selected(ref.Namespace, sel.GetLabels()), resolution, r)
 	}
 	services := make([]*Service, 0, len(hosts))
 	for _, host := range hosts {
@@ -248,16 +248,13 @@ func checkEndpointPorts(epPorts map[string]uint32, ports []Port, path fieldPath,
 	}
 }
 
-// selectedEndpoints returns an endpoint for each workload of the namespace
-// whose labels match the selector. A selected workload that cannot serve
-// (a DNS name where IPs are needed) is skipped with a warning: workloads come
-// and go, and the service itself is fine.
-func selectedEndpoints(namespace string, selector map[string]string, workloads []*Workload, res Resolution, r *report) []*Endpoint {
+// selectedEndpoints returns an endpoint for each workload a selector
+// picked. A selected workload that cannot serve (a DNS name where IPs are
+// needed) is skipped with a warning: workloads come and go, and the service
+// itself is fine.
+func selectedEndpoints(workloads []*Workload, res Resolution, r *report) []*Endpoint {
 	var out []*Endpoint
 	for _, w := range workloads {
-		if w.Namespace != namespace || !labelsMatch(selector, w.Labels) {
-			continue
-		}
 		if res == ResolutionStatic && !isIP(w.Address) {
 			r.warnf("spec.workloadSelector", "selects WorkloadEntry %s/%s, whose address %q is not an IP; "+
 				"resolution STATIC needs IP addresses: workload skipped", w.Namespace, w.Name, w.Address)

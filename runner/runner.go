@@ -292,6 +292,7 @@ func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error
 	if err == nil {
 		var snap *cache.Snapshot
 		snap, err = cache.NewSnapshotFrom(res, sharedRuns(res), st.memo)
+		res.Recycle() // the snapshot keeps the messages, not the lists
 		if err == nil {
 			var types []string
 			types, err = r.cache.Publish(ctx, px.ID, snap)

@@ -22,7 +22,7 @@ import (
 // translateGRPC builds the listeners a gRPC proxy subscribed to and what
 // they reference.
 func (ix *index) translateGRPC(p Proxy) (*Resources, []error) {
-	res := &Resources{}
+	res := newResources()
 	var errs []error
 	used := map[clusterRef]bool{}
 	routeConfigs := map[string]bool{}

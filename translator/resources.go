@@ -3,6 +3,7 @@ package translator
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -36,6 +37,32 @@ type Resources struct {
 type SharedRun struct {
 	Key        any
 	Start, End int
+}
+
+// A sidecar's lists are mostly the shared outbound clusters and endpoints,
+// 3000 of each at 1000 services, copied into lists of its own: on every
+// change, for every proxy. Lists that are done with are recycled, so that
+// the copies land in memory already there rather than in new arrays.
+var recycled = sync.Pool{New: func() any { return &Resources{} }}
+
+// newResources returns empty Resources, with room from recycled lists.
+func newResources() *Resources {
+	r := recycled.Get().(*Resources)
+	r.shared = nil
+	return r
+}
+
+// Recycle hands r's lists back for later proxies. The caller must not use
+// r, or any list read from it, afterwards; the messages themselves are not
+// affected.
+func (r *Resources) Recycle() {
+	clear(r.Clusters)
+	clear(r.Endpoints)
+	clear(r.Listeners)
+	clear(r.Routes)
+	clear(r.Secrets)
+	*r = Resources{Clusters: r.Clusters[:0], Endpoints: r.Endpoints[:0], Listeners: r.Listeners[:0], Routes: r.Routes[:0], Secrets: r.Secrets[:0]}
+	recycled.Put(r)
 }
 
 // SharedRuns returns the shared runs of one type's list (by type URL, as in

@@ -57,7 +57,7 @@ func (ix *index) Translate(p Proxy) (*Resources, error) {
 // cluster of the mesh, one HTTP proxy listener on 127.0.0.1:15001 routing by
 // Host, and an inbound listener per service port the workload serves.
 func (ix *index) translateEnvoy(p Proxy, v *view) (*Resources, []error) {
-	res := &Resources{}
+	res := newResources()
 	var errs []error
 
 	rc, err := ix.sharedHTTPProxyRouteConfig(p, v)
@@ -90,7 +90,7 @@ func (ix *index) addOutboundAndSecrets(res *Resources, p Proxy, v *view) []error
 	out := ix.sharedEnvoyOutbound(p.hasIdentity(), v)
 	res.Clusters = append(res.Clusters, out.clusters...)
 	res.Endpoints = append(res.Endpoints, out.endpoints...)
-	res.Secrets = ix.secrets(p)
+	res.Secrets = append(res.Secrets, ix.secrets(p)...) // a copy: the list is shared, and res may be recycled
 	return out.errs
 }
 

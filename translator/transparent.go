@@ -49,7 +49,7 @@ const wildcardAddress = "0.0.0.0"
 
 // translateTransparent builds a sidecar's config in transparent mode.
 func (ix *index) translateTransparent(p Proxy, v *view) (*Resources, []error) {
-	res := &Resources{}
+	res := newResources()
 	// The shared lists are copied by append (res starts empty), so adding
 	// this proxy's own resources never writes into them.
 	out := ix.sharedTransparentOutbound(v)
