@@ -61,7 +61,7 @@ func (m *Memo) crossCheck(s *Snapshot) []error {
 // check runs one cross-reference check, once per memo.
 func (m *Memo) check(k checkKey) []error {
 	run := func() []error {
-		c := checker{sets: map[string]*typeSet{
+		c := checker{memo: m, sets: map[string]*typeSet{
 			resourcev3.ClusterType: k.clusters, resourcev3.EndpointType: k.endpoints,
 			resourcev3.ListenerType: k.listeners, resourcev3.RouteType: k.routes,
 		}}
@@ -76,8 +76,7 @@ func (m *Memo) check(k checkKey) []error {
 			}
 		case "routes":
 			for _, n := range k.routes.order {
-				rc := k.routes.resources[n].(*routev3.RouteConfiguration)
-				c.routeConfig(rc, "RouteConfiguration "+quote(rc.GetName()))
+				c.routeConfiguration(k.routes.resources[n].(*routev3.RouteConfiguration))
 			}
 		}
 		return c.errs
@@ -99,7 +98,54 @@ func (m *Memo) check(k checkKey) []error {
 // checker collects cross-reference problems.
 type checker struct {
 	sets map[string]*typeSet
+	memo *Memo
 	errs []error
+
+	// record, when set, collects the problems and references of one
+	// message instead of checking them (see refs).
+	record *refs
+}
+
+// refs is what checking one listener or route configuration needs: the
+// problems it has on its own, and the resources it refers to. It is read
+// once per message (per memo, and carried to the next one with the
+// message) and replayed against the sets of every proxy that has it: a
+// listener's HttpConnectionManager is then unpacked once, not once per
+// proxy.
+type refs struct {
+	problems []error
+	needs    []need
+}
+
+// need is a resource a message refers to, and the problem if it is missing.
+type need struct {
+	typeURL, name string
+	missing       error
+}
+
+// refsOf returns the problems and references of msg, which read records.
+func (c *checker) refsOf(msg types.Resource, read func(*checker)) *refs {
+	build := func() *refs {
+		rec := &checker{record: &refs{}}
+		read(rec)
+		return rec.record
+	}
+	if c.memo == nil {
+		return build()
+	}
+	e := c.memo.encode(msg)
+	e.refsOnce.Do(func() { e.refs = build() })
+	return e.refs
+}
+
+// replay checks recorded references against the sets.
+func (c *checker) replay(r *refs) {
+	c.errs = append(c.errs, r.problems...)
+	for _, n := range r.needs {
+		if !c.has(n.typeURL, n.name) {
+			c.errs = append(c.errs, n.missing)
+		}
+	}
 }
 
 // has reports whether the snapshot has a resource of a type by name.
@@ -112,8 +158,25 @@ func (c *checker) has(typeURL, name string) bool {
 	return ok
 }
 
+// needs records that a resource must exist (recording), or checks that it
+// does; format and args say what is wrong if not.
+func (c *checker) needs(typeURL, name string, format string, args ...any) {
+	if c.record != nil {
+		c.record.needs = append(c.record.needs, need{typeURL, name, fmt.Errorf(format, args...)})
+		return
+	}
+	if !c.has(typeURL, name) {
+		c.fail(format, args...)
+	}
+}
+
 func (c *checker) fail(format string, args ...any) {
-	c.errs = append(c.errs, fmt.Errorf(format, args...))
+	err := fmt.Errorf(format, args...)
+	if c.record != nil {
+		c.record.problems = append(c.record.problems, err)
+		return
+	}
+	c.errs = append(c.errs, err)
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }
@@ -132,10 +195,21 @@ func (c *checker) cluster(cl *clusterv3.Cluster) {
 	}
 }
 
-// listener: a socket listener needs an address and filter chains; an API
-// listener a connection manager; route configurations and clusters named by
-// the filters must exist.
+// listener checks a listener, reading it once (see refs).
 func (c *checker) listener(l *listenerv3.Listener) {
+	c.replay(c.refsOf(l, func(rec *checker) { rec.readListener(l) }))
+}
+
+// routeConfiguration checks a route configuration served by RDS, reading
+// it once (see refs).
+func (c *checker) routeConfiguration(rc *routev3.RouteConfiguration) {
+	c.replay(c.refsOf(rc, func(rec *checker) { rec.routeConfig(rc, "RouteConfiguration "+quote(rc.GetName())) }))
+}
+
+// readListener: a socket listener needs an address and filter chains; an
+// API listener a connection manager; route configurations and clusters
+// named by the filters must exist.
+func (c *checker) readListener(l *listenerv3.Listener) {
 	where := "Listener " + quote(l.GetName())
 	if api := l.GetApiListener().GetApiListener(); api != nil {
 		hcm := &hcmv3.HttpConnectionManager{}
@@ -190,8 +264,8 @@ func (c *checker) networkFilter(f *listenerv3.Filter, where string) {
 			c.fail("%s: %v", where, err)
 			return
 		}
-		if cl := tp.GetCluster(); cl != "" && !c.has(resourcev3.ClusterType, cl) {
-			c.fail("%s: tcp_proxy: unknown cluster %q", where, cl)
+		if cl := tp.GetCluster(); cl != "" {
+			c.needs(resourcev3.ClusterType, cl, "%s: tcp_proxy: unknown cluster %q", where, cl)
 		}
 	}
 }
@@ -207,9 +281,8 @@ func (c *checker) hcm(hcm *hcmv3.HttpConnectionManager, where string) {
 	}
 	switch {
 	case hcm.GetRds() != nil:
-		if name := hcm.GetRds().GetRouteConfigName(); !c.has(resourcev3.RouteType, name) {
-			c.fail("%s: unknown route configuration %q", where, name)
-		}
+		name := hcm.GetRds().GetRouteConfigName()
+		c.needs(resourcev3.RouteType, name, "%s: unknown route configuration %q", where, name)
 	case hcm.GetRouteConfig() != nil:
 		c.routeConfig(hcm.GetRouteConfig(), where+" inline route_config")
 	default:
@@ -234,29 +307,23 @@ func (c *checker) routeConfig(rc *routev3.RouteConfiguration, where string) {
 	}
 }
 
-// routeAction checks one route's clusters. The description of where the
-// route is is built only for a failure: this runs for every route of every
-// proxy.
+// routeAction checks one route's clusters.
 func (c *checker) routeAction(ra *routev3.RouteAction, rcWhere string, vh *routev3.VirtualHost, r *routev3.Route) {
 	if ra == nil {
 		return
 	}
-	where := func() string {
-		return fmt.Sprintf("%s virtual host %q route %q", rcWhere, vh.GetName(), r.GetName())
-	}
-	if cl := ra.GetCluster(); cl != "" && !c.has(resourcev3.ClusterType, cl) {
-		c.fail("%s: unknown cluster %q", where(), cl)
+	where := fmt.Sprintf("%s virtual host %q route %q", rcWhere, vh.GetName(), r.GetName())
+	if cl := ra.GetCluster(); cl != "" {
+		c.needs(resourcev3.ClusterType, cl, "%s: unknown cluster %q", where, cl)
 	}
 	if wc := ra.GetWeightedClusters(); wc != nil {
 		var sum uint64
 		for _, cw := range wc.GetClusters() {
 			sum += uint64(cw.GetWeight().GetValue())
-			if !c.has(resourcev3.ClusterType, cw.GetName()) {
-				c.fail("%s: unknown cluster %q", where(), cw.GetName())
-			}
+			c.needs(resourcev3.ClusterType, cw.GetName(), "%s: unknown cluster %q", where, cw.GetName())
 		}
 		if sum == 0 {
-			c.fail("%s: weighted clusters sum to 0", where())
+			c.fail("%s: weighted clusters sum to 0", where)
 		}
 	}
 }

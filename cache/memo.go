@@ -45,6 +45,9 @@ type encoded struct {
 
 	validOnce sync.Once
 	invalid   error // what ValidateAll said
+
+	refsOnce sync.Once
+	refs     *refs // a listener's or route configuration's references (check.go)
 }
 
 type runKey struct {
