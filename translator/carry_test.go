@@ -57,3 +57,58 @@ func TestNewIndexFromCarriesUnchangedMessages(t *testing.T) {
 		t.Errorf("%s: pick a workload whose inbound listener depends on the mesh-wide mode", id)
 	}
 }
+
+// TestNewIndexFromCarriesEqualSharedMessages: the outbound clusters,
+// endpoints and route configuration a new index builds are the previous
+// index's very messages where they are equal, and new ones where not.
+func TestNewIndexFromCarriesEqualSharedMessages(t *testing.T) {
+	data, err := os.ReadFile("testdata/in/canary.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	translate := func(ix Index) *Resources {
+		t.Helper()
+		res, err := ix.Translate(ix.NewProxy(envoyNode("client.default", ""), "default"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := NewIndex(buildSnapshot(t, text), Options{})
+	before := translate(first)
+	if len(before.Clusters) == 0 || len(before.Endpoints) == 0 || len(before.Routes) == 0 {
+		t.Fatal("client.default gets no outbound clusters, endpoints or routes")
+	}
+
+	// The same mesh, translated anew: every shared message is carried.
+	second := NewIndexFrom(buildSnapshot(t, text), Options{}, first)
+	again := translate(second)
+	for i := range before.Clusters {
+		if before.Clusters[i] != again.Clusters[i] {
+			t.Errorf("cluster %s was not carried over", before.Clusters[i].GetName())
+		}
+	}
+	for i := range before.Endpoints {
+		if before.Endpoints[i] != again.Endpoints[i] {
+			t.Errorf("endpoints of %s were not carried over", before.Endpoints[i].GetClusterName())
+		}
+	}
+	if before.Routes[0] != again.Routes[0] {
+		t.Error("the route configuration was not carried over")
+	}
+
+	// New weights: a new route configuration, the same clusters.
+	if !strings.Contains(text, "weight: 90") {
+		t.Fatal("testdata/in/canary.yaml has no weight 90 to change")
+	}
+	shifted := strings.Replace(strings.Replace(text, "weight: 90", "weight: 80", 1), "weight: 10", "weight: 20", 1)
+	third := NewIndexFrom(buildSnapshot(t, shifted), Options{}, second)
+	changed := translate(third)
+	if changed.Routes[0] == again.Routes[0] || changed.Routes[0].String() == again.Routes[0].String() {
+		t.Error("the route configuration of new weights is the old one")
+	}
+	if changed.Clusters[0] != again.Clusters[0] {
+		t.Error("a cluster the weights do not touch was rebuilt")
+	}
+}
