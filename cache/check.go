@@ -134,6 +134,9 @@ func (c *checker) refsOf(msg types.Resource, read func(*checker)) *refs {
 		return build()
 	}
 	e := c.memo.encode(msg)
+	if e.twin != nil {
+		e = e.twin // the same content: the same problems and references
+	}
 	e.refsOnce.Do(func() { e.refs = build() })
 	return e.refs
 }

@@ -33,6 +33,7 @@ type Memo struct {
 	runs    map[runKey]*sharedRun
 	sets    map[string]*setEntry
 	checks  map[checkKey]*checkEntry
+	content map[contentKey]*encoded // the first entry of each content
 }
 
 // encoded is one resource as it goes on the wire.
@@ -48,7 +49,14 @@ type encoded struct {
 
 	refsOnce sync.Once
 	refs     *refs // a listener's or route configuration's references (check.go)
+
+	res  types.Resource // the message
+	twin *encoded       // an earlier entry of the same content, whose checks it shares
 }
+
+// contentKey is a resource's content: its type and version (a hash of its
+// deterministic encoding).
+type contentKey struct{ typeURL, version string }
 
 type runKey struct {
 	typeURL string
@@ -75,6 +83,7 @@ func NewMemo() *Memo {
 		runs:    map[runKey]*sharedRun{},
 		sets:    map[string]*setEntry{},
 		checks:  map[checkKey]*checkEntry{},
+		content: map[contentKey]*encoded{},
 	}
 }
 
@@ -122,16 +131,59 @@ func (m *Memo) encode(r types.Resource) *encoded {
 		m.mu.Unlock()
 	}
 	e.once.Do(func() {
+		e.res = r
 		e.version, e.wire, e.err = encode(r)
-		if e.err == nil {
-			// One copy of the name for every set, response and stream:
-			// the xDS server's requests name resources by the same
-			// canonical strings (xds.internNames) while the handle lives.
-			e.name = unique.Make(e.wire.Name)
-			e.wire.Name = e.name.Value()
+		if e.err != nil {
+			return
 		}
+		// A new message with the content of one seen before (the
+		// translator builds the messages many proxies share anew for each
+		// mesh snapshot, and most come out the same) shares its wire form
+		// and its checks, which are the costly part: the regular
+		// expressions of a route configuration's validation.
+		if twin := m.sameContent(contentKey{e.wire.GetResource().GetTypeUrl(), e.version}, e); twin != nil {
+			e.twin, e.wire, e.name = twin, twin.wire, twin.name
+			return
+		}
+		// One copy of the name for every set, response and stream:
+		// the xDS server's requests name resources by the same
+		// canonical strings (xds.internNames) while the handle lives.
+		e.name = unique.Make(e.wire.Name)
+		e.wire.Name = e.name.Value()
 	})
 	return e
+}
+
+// sameContent returns the first entry of this memo or the previous one
+// with content k, or records e as the first and returns nil. A nil memo
+// remembers nothing.
+func (m *Memo) sameContent(k contentKey, e *encoded) *encoded {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	first := m.content[k]
+	prev := m.prev
+	m.mu.Unlock()
+	if first == nil && prev != nil {
+		prev.mu.Lock()
+		first = prev.content[k]
+		prev.mu.Unlock()
+	}
+	if first == e {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur := m.content[k]; cur != nil {
+		first = cur
+	}
+	if first == nil {
+		m.content[k] = e
+		return nil
+	}
+	m.content[k] = first
+	return first
 }
 
 // validate is ValidateAll of r, run once per memo.
@@ -141,7 +193,13 @@ func (m *Memo) validate(r types.Resource) error {
 		return nil
 	}
 	e := m.encode(r)
-	e.validOnce.Do(func() { e.invalid = v.ValidateAll() })
+	e.validOnce.Do(func() {
+		if e.twin != nil {
+			e.invalid = m.validate(e.twin.res)
+			return
+		}
+		e.invalid = v.ValidateAll()
+	})
 	return e.invalid
 }
 

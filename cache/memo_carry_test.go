@@ -28,3 +28,30 @@ func TestNewMemoFromReusesEncodings(t *testing.T) {
 		t.Error("an encoding used in the last generation was lost")
 	}
 }
+
+// TestEqualContentSharesChecks: a new message with the content of one the
+// previous memo checked shares its wire form and its verdict; a message of
+// other content does not.
+func TestEqualContentSharesChecks(t *testing.T) {
+	// Invalid (a cluster needs a name), so the verdict is visible.
+	bad := func() *clusterv3.Cluster { return &clusterv3.Cluster{ConnectTimeout: nil, AltStatName: "x"} }
+	first := NewMemo()
+	a := bad()
+	wantErr := first.validate(a)
+	if wantErr == nil {
+		t.Fatal("the test cluster is valid; make it invalid")
+	}
+	second := NewMemoFrom(first)
+	b := bad()
+	eb := second.encode(b)
+	if eb.twin != first.encode(a) || eb.wire != first.encode(a).wire {
+		t.Error("an equal message did not share the earlier one's wire form")
+	}
+	if err := second.validate(b); err == nil || err.Error() != wantErr.Error() {
+		t.Errorf("an equal message was validated again: %v, want the earlier verdict %v", err, wantErr)
+	}
+	c := &clusterv3.Cluster{Name: "other"}
+	if ec := second.encode(c); ec.twin != nil || second.validate(c) != nil {
+		t.Errorf("a message of other content shares checks (twin %v) or is invalid (%v)", ec.twin != nil, second.validate(c))
+	}
+}
