@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -457,5 +458,51 @@ func TestSotWAndDeltaStreamsAreTrackedApart(t *testing.T) {
 	defer hooks.mu.Unlock()
 	if len(hooks.connected) != 2 {
 		t.Fatalf("connected %v, want both proxies", hooks.connected)
+	}
+}
+
+// A proxy that writes requests without reading the responses meanwhile
+// (as a simple client does) does not deadlock with a server blocked
+// sending it a large response: the server keeps reading requests.
+func TestStreamReadsRequestsWhileSending(t *testing.T) {
+	var clusters []string
+	for i := range 20000 {
+		clusters = append(clusters, fmt.Sprintf("outbound|80||service-%05d.some-namespace.svc.cluster.local", i))
+	}
+	_, _, conn := startServer(t, clusters...)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode("my-app-v1.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	// 60 requests of 100 KB each, more than every window and buffer on
+	// the way, before reading anything.
+	names := clusters[:1500]
+	sent := make(chan error, 1)
+	go func() {
+		for range 60 {
+			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: names}); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	select {
+	case err := <-sent:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy's requests were not read while the server was sending it a response: deadlock")
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetTypeUrl() != resourcev3.ClusterType || len(resp.GetResources()) != len(clusters) {
+		t.Errorf("first response: %s with %d resources, want %d clusters", resp.GetTypeUrl(), len(resp.GetResources()), len(clusters))
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -83,7 +84,7 @@ func (s *sotwServer) serve(stream discoveryv3.AggregatedDiscoveryService_StreamA
 		s.callbacks.OnStreamClosed(st.id, st.node)
 	}()
 
-	requests := make(chan *discoveryv3.DiscoveryRequest)
+	queue := newRequestQueue()
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -92,9 +93,9 @@ func (s *sotwServer) serve(stream discoveryv3.AggregatedDiscoveryService_StreamA
 				recvErr <- err
 				return
 			}
-			select {
-			case requests <- req:
-			case <-ctx.Done():
+			if !queue.push(req) {
+				recvErr <- status.Errorf(codes.ResourceExhausted,
+					"more than %d requests not yet handled: the proxy sends requests without reading the responses", maxPendingRequests)
 				return
 			}
 		}
@@ -113,12 +114,59 @@ func (s *sotwServer) serve(stream discoveryv3.AggregatedDiscoveryService_StreamA
 			if err := st.send(r); err != nil {
 				return err
 			}
-		case req := <-requests:
-			if err := st.request(req); err != nil {
-				return err
+		case <-queue.ready:
+			for _, req := range queue.take() {
+				if err := st.request(req); err != nil {
+					return err
+				}
 			}
 		}
 	}
+}
+
+// maxPendingRequests bounds the requests a stream holds before handling
+// them. Envoy sends a few per response; a client that sends thousands
+// without reading is broken or hostile.
+const maxPendingRequests = 1000
+
+// requestQueue holds the requests read from a proxy and not yet handled.
+// A stream reads its proxy's requests as they come, even while it is
+// blocked sending a response: a proxy that writes its next request before
+// it reads the response (as simple clients do) would otherwise wait for
+// the server while the server waits for it, until TCP gives up on the
+// connection.
+type requestQueue struct {
+	mu      sync.Mutex
+	pending []*discoveryv3.DiscoveryRequest
+	ready   chan struct{} // holds a value while pending is not empty
+}
+
+func newRequestQueue() *requestQueue {
+	return &requestQueue{ready: make(chan struct{}, 1)}
+}
+
+// push queues a request; false if the queue is full.
+func (q *requestQueue) push(req *discoveryv3.DiscoveryRequest) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) >= maxPendingRequests {
+		return false
+	}
+	q.pending = append(q.pending, req)
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take returns the queued requests, in order, and empties the queue.
+func (q *requestQueue) take() []*discoveryv3.DiscoveryRequest {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.pending
+	q.pending = nil
+	return out
 }
 
 // request handles one request from the proxy.
