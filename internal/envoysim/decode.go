@@ -3,6 +3,7 @@ package envoysim
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -23,7 +24,16 @@ import (
 // verdict, so the result (immutable from then on) is shared. This keeps a
 // load test's own CPU and memory small next to the control plane it
 // measures. The cache only grows; use one Decoder per test run.
+//
+// The Decoder also bounds how many simulated Envoys process a response at
+// once (busy). Thousands of Envoys handed a large push at the same moment
+// would otherwise all be runnable together, and the goroutines that read
+// their connections would wait behind them for seconds: long enough for
+// the control plane's TCP user timeout to reset connections whose data is
+// not being read. Real Envoys are separate processes; this keeps the
+// simulated ones' network side as responsive as theirs.
 type Decoder struct {
+	busy   chan struct{}
 	mu     sync.RWMutex
 	byType map[string]map[string]*resource // type URL -> serialized bytes -> decoded
 	hits   atomic.Int64
@@ -32,7 +42,19 @@ type Decoder struct {
 
 // NewDecoder returns an empty shared decoder.
 func NewDecoder() *Decoder {
-	return &Decoder{byType: map[string]map[string]*resource{}}
+	return &Decoder{byType: map[string]map[string]*resource{}, busy: make(chan struct{}, runtime.GOMAXPROCS(0))}
+}
+
+// work runs f while no more than GOMAXPROCS others run under d (see
+// Decoder); without a Decoder it just runs f.
+func (d *Decoder) work(f func()) {
+	if d == nil {
+		f()
+		return
+	}
+	d.busy <- struct{}{}
+	defer func() { <-d.busy }()
+	f()
 }
 
 // DecoderStats says how much work sharing saved.

@@ -155,19 +155,27 @@ func (e *Envoy) runSotW(stream discoveryv3.AggregatedDiscoveryService_StreamAggr
 		at := time.Now()
 		t := resp.typeURL
 		nonces[t] = resp.nonce
-		res, names, nack := e.collect(resp.resources)
-		u := Update{TypeURL: t, Version: resp.version, Names: names, NACK: nack, Bytes: resp.size, At: at}
-		version := resp.version
-		e.mu.Lock()
-		e.count(u)
-		if nack == "" {
-			e.replace(t, res)
-			e.typeVer[t] = version
-		} else {
-			version = e.typeVer[t]
-		}
-		follow := e.followReferences(t)
-		e.mu.Unlock()
+		var (
+			u       Update
+			version string
+			follow  []subscription
+		)
+		e.cfg.Decoder.work(func() {
+			res, names, nack := e.collect(resp.resources)
+			u = Update{TypeURL: t, Version: resp.version, Names: names, NACK: nack, Bytes: resp.size, At: at}
+			version = resp.version
+			e.mu.Lock()
+			e.count(u)
+			if nack == "" {
+				e.replace(t, res)
+				e.typeVer[t] = version
+			} else {
+				version = e.typeVer[t]
+			}
+			follow = e.followReferences(t)
+			e.mu.Unlock()
+		})
+		nack := u.NACK
 		// Envoy's order: a new cluster list may change what endpoints are
 		// needed; subscribe to those before acknowledging the clusters.
 		for _, f := range follow {
@@ -182,7 +190,7 @@ func (e *Envoy) runSotW(stream discoveryv3.AggregatedDiscoveryService_StreamAggr
 			return err
 		}
 		u.Acked = time.Now()
-		e.deliver(u)
+		e.cfg.Decoder.work(func() { e.deliver(u) })
 	}
 }
 

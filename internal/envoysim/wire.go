@@ -42,6 +42,13 @@ func (c responseCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.CodecV2.Unmarshal(data, v)
 	}
+	var err error
+	c.decoder.work(func() { err = c.read(data, r) })
+	return err
+}
+
+// read reads a response into r.
+func (c responseCodec) read(data mem.BufferSlice, r *sotwResponse) error {
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	b := buf.ReadOnlyData()
