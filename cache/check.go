@@ -84,10 +84,24 @@ func (m *Memo) check(k checkKey) []error {
 	if m == nil {
 		return run()
 	}
+	// Sets carried over from the previous memo (memo.typeSet) carry their
+	// checks too.
 	m.mu.Lock()
 	e := m.checks[k]
-	if e == nil {
-		e = &checkEntry{}
+	prev := m.prev
+	m.mu.Unlock()
+	if e == nil && prev != nil {
+		prev.mu.Lock()
+		e = prev.checks[k]
+		prev.mu.Unlock()
+	}
+	m.mu.Lock()
+	if cur := m.checks[k]; cur != nil {
+		e = cur
+	} else {
+		if e == nil {
+			e = &checkEntry{}
+		}
 		m.checks[k] = e
 	}
 	m.mu.Unlock()

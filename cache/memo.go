@@ -1,7 +1,7 @@
 package cache
 
 import (
-	"strconv"
+	"crypto/sha256"
 	"strings"
 	"sync"
 	"unique"
@@ -67,7 +67,7 @@ type runKey struct {
 // hashed and wrapped for the wire.
 type sharedRun struct {
 	once sync.Once
-	id   string // short and unique within the memo, for set keys
+	id   string // its content, for set keys (contentID)
 	part *part
 }
 
@@ -248,10 +248,25 @@ func (m *Memo) typeSet(typeURL string, lists Lists, runs []Run) *typeSet {
 	}
 	addOwn(next, n)
 
+	// The key names the content (runs by content too): a set of the same
+	// content as one the previous memo built is that very set, so a
+	// proxy's types that a change did not touch keep their sets.
 	m.mu.Lock()
 	e := m.sets[key.String()]
-	if e == nil {
-		e = &setEntry{}
+	prev := m.prev
+	m.mu.Unlock()
+	if e == nil && prev != nil {
+		prev.mu.Lock()
+		e = prev.sets[key.String()]
+		prev.mu.Unlock()
+	}
+	m.mu.Lock()
+	if cur := m.sets[key.String()]; cur != nil {
+		e = cur
+	} else {
+		if e == nil {
+			e = &setEntry{}
+		}
 		m.sets[key.String()] = e
 	}
 	m.mu.Unlock()
@@ -266,10 +281,30 @@ func (m *Memo) sharedRun(typeURL string, key any, list func() []types.Resource) 
 	m.mu.Lock()
 	sr := m.runs[k]
 	if sr == nil {
-		sr = &sharedRun{id: strconv.Itoa(len(m.runs))}
+		sr = &sharedRun{}
 		m.runs[k] = sr
 	}
 	m.mu.Unlock()
-	sr.once.Do(func() { sr.part = m.ownPart(typeURL, list()) })
+	sr.once.Do(func() {
+		sr.part = m.ownPart(typeURL, list())
+		sr.id = sr.part.contentID()
+	})
 	return sr
+}
+
+// contentID names a part by its content: every name and version, and
+// every problem, hashed.
+func (p *part) contentID() string {
+	h := sha256.New()
+	for _, it := range p.items {
+		h.Write([]byte(it.name))
+		h.Write([]byte{0})
+		h.Write([]byte(it.version))
+		h.Write([]byte{0})
+	}
+	for _, err := range p.errs {
+		h.Write([]byte{1})
+		h.Write([]byte(err.Error()))
+	}
+	return string(h.Sum(nil))
 }

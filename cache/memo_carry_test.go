@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
 // TestNewMemoFromReusesEncodings: a message the previous memo encoded is
@@ -53,5 +55,34 @@ func TestEqualContentSharesChecks(t *testing.T) {
 	c := &clusterv3.Cluster{Name: "other"}
 	if ec := second.encode(c); ec.twin != nil || second.validate(c) != nil {
 		t.Errorf("a message of other content shares checks (twin %v) or is invalid (%v)", ec.twin != nil, second.validate(c))
+	}
+}
+
+// TestNewMemoFromKeepsSetsOfSameContent: a set of the same content as one
+// the previous memo built, from new messages and a new run key, is that
+// very set; a set of other content is not.
+func TestNewMemoFromKeepsSetsOfSameContent(t *testing.T) {
+	lists := func(names ...string) mapLists {
+		var out []types.Resource
+		for _, n := range names {
+			out = append(out, &clusterv3.Cluster{Name: n})
+		}
+		return mapLists{resourcev3.ClusterType: out}
+	}
+	runOf := func(key any, l mapLists) []Run {
+		return []Run{{Key: key, Start: 1, End: len(l[resourcev3.ClusterType])}}
+	}
+	first := NewMemo()
+	l1 := lists("inbound|8080||", "outbound|80||a", "outbound|80||b")
+	s1 := first.typeSet(resourcev3.ClusterType, l1, runOf(new(int), l1))
+
+	second := NewMemoFrom(first)
+	l2 := lists("inbound|8080||", "outbound|80||a", "outbound|80||b")
+	if s2 := second.typeSet(resourcev3.ClusterType, l2, runOf(new(int), l2)); s2 != s1 {
+		t.Error("a set of the same content was built again")
+	}
+	l3 := lists("inbound|8080||", "outbound|80||a", "outbound|80||c")
+	if s3 := second.typeSet(resourcev3.ClusterType, l3, runOf(new(int), l3)); s3 == s1 {
+		t.Error("a set of other content is the earlier set")
 	}
 }
