@@ -506,3 +506,46 @@ func TestStreamReadsRequestsWhileSending(t *testing.T) {
 		t.Errorf("first response: %s with %d resources, want %d clusters", resp.GetTypeUrl(), len(resp.GetResources()), len(clusters))
 	}
 }
+
+// The same for delta streams, whose protocol go-control-plane runs (its
+// delta server reads requests while it sends).
+func TestDeltaStreamReadsRequestsWhileSending(t *testing.T) {
+	var clusters []string
+	for i := range 20000 {
+		clusters = append(clusters, fmt.Sprintf("outbound|80||service-%05d.some-namespace.svc.cluster.local", i))
+	}
+	_, _, conn := startServer(t, clusters...)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode("my-app-v1.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		for i := range 60 {
+			names := clusters[i*300 : i*300+1500]
+			if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: names}); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	select {
+	case err := <-sent:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy's requests were not read while the server was sending it a response: deadlock")
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetTypeUrl() != resourcev3.ClusterType || len(resp.GetResources()) != len(clusters) {
+		t.Errorf("first response: %s with %d resources, want %d clusters", resp.GetTypeUrl(), len(resp.GetResources()), len(clusters))
+	}
+}

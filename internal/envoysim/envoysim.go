@@ -22,7 +22,6 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -115,7 +114,7 @@ func (e *Envoy) Stats() Stats {
 func (e *Envoy) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
 	client := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 	if e.cfg.Delta {
-		stream, err := client.DeltaAggregatedResources(ctx)
+		stream, err := client.DeltaAggregatedResources(ctx, grpc.ForceCodecV2(newResponseCodec(e.cfg.Decoder)))
 		if err != nil {
 			return err
 		}
@@ -209,32 +208,42 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 		}
 	}
 	for {
-		resp, err := stream.Recv()
-		if err != nil {
+		resp := &deltaResponse{}
+		if err := stream.RecvMsg(resp); err != nil {
 			return err
 		}
 		at := time.Now()
-		t := resp.GetTypeUrl()
-		anys := make([]*anypb.Any, 0, len(resp.GetResources()))
-		for _, r := range resp.GetResources() {
-			anys = append(anys, r.GetResource())
-		}
-		res, names, nack := e.decode(anys)
-		u := Update{TypeURL: t, Version: resp.GetSystemVersionInfo(), Names: names,
-			Removed: resp.GetRemovedResources(), NACK: nack, Bytes: proto.Size(resp), At: at}
-		e.mu.Lock()
-		e.count(u)
-		var follow []subscription
-		if nack == "" {
+		t := resp.typeURL
+		var (
+			u      Update
+			nack   string
+			follow []subscription
+		)
+		e.cfg.Decoder.work(func() {
+			decoded := make([]*resource, len(resp.resources))
+			for i, r := range resp.resources {
+				decoded[i] = r.decoded
+			}
+			var res map[string]*resource
+			var names []string
+			res, names, nack = e.collect(decoded)
+			u = Update{TypeURL: t, Version: resp.version, Names: names,
+				Removed: resp.removed, NACK: nack, Bytes: resp.size, At: at}
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.count(u)
+			if nack != "" {
+				return
+			}
 			if e.resources[t] == nil {
 				e.resources[t] = map[string]*resource{}
 				e.versions[t] = map[string]string{}
 			}
-			for _, r := range resp.GetResources() {
-				e.resources[t][r.GetName()] = res[r.GetName()]
-				e.versions[t][r.GetName()] = r.GetVersion()
+			for _, r := range resp.resources {
+				e.resources[t][r.name] = res[r.name]
+				e.versions[t][r.name] = r.version
 			}
-			for _, name := range resp.GetRemovedResources() {
+			for _, name := range resp.removed {
 				delete(e.resources[t], name)
 				delete(e.versions[t], name)
 			}
@@ -247,8 +256,7 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 				follow[i].unsubscribe = minus(old[follow[i].typeURL], follow[i].names)
 				follow[i].names = minus(follow[i].names, old[follow[i].typeURL])
 			}
-		}
-		e.mu.Unlock()
+		})
 		for _, f := range follow {
 			if len(f.names) == 0 && len(f.unsubscribe) == 0 {
 				continue
@@ -258,7 +266,7 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 				return err
 			}
 		}
-		ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
+		ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.nonce}
 		if nack != "" {
 			ack.ErrorDetail = &status.Status{Code: 3, Message: nack}
 		}
@@ -266,7 +274,7 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 			return err
 		}
 		u.Acked = time.Now()
-		e.deliver(u)
+		e.cfg.Decoder.work(func() { e.deliver(u) })
 	}
 }
 

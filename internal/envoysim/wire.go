@@ -38,13 +38,89 @@ func newResponseCodec(d *Decoder) responseCodec {
 }
 
 func (c responseCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	r, ok := v.(*sotwResponse)
-	if !ok {
-		return c.CodecV2.Unmarshal(data, v)
-	}
 	var err error
-	c.decoder.work(func() { err = c.read(data, r) })
+	switch r := v.(type) {
+	case *sotwResponse:
+		c.decoder.work(func() { err = c.read(data, r) })
+	case *deltaResponse:
+		c.decoder.work(func() { err = c.readDelta(data, r) })
+	default:
+		err = c.CodecV2.Unmarshal(data, v)
+	}
 	return err
+}
+
+// deltaResponse is a DeltaDiscoveryResponse with its resources decoded.
+type deltaResponse struct {
+	version, typeURL, nonce string
+	resources               []deltaResource
+	removed                 []string
+	size                    int // bytes on the wire
+}
+
+// deltaResource is one resource of a delta response: its name and version
+// as the response gives them, and its content decoded.
+type deltaResource struct {
+	name, version string
+	decoded       *resource
+}
+
+// readDelta reads a delta response into r.
+func (c responseCodec) readDelta(data mem.BufferSlice, r *deltaResponse) error {
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	b := buf.ReadOnlyData()
+	r.size = len(b)
+	// DeltaDiscoveryResponse: system_version_info 1, resources 2
+	// (Resource: version 1, resource 2 (Any), name 3), type_url 4, nonce 5,
+	// removed_resources 6, removed_resource_names 8 (ResourceName: name 1).
+	return eachField(b, func(num protowire.Number, field []byte) error {
+		switch num {
+		case 1:
+			r.version = string(field)
+		case 2:
+			var res deltaResource
+			var typeURL string
+			var value []byte
+			if err := eachField(field, func(num protowire.Number, f []byte) error {
+				switch num {
+				case 1:
+					res.version = string(f)
+				case 2:
+					return eachField(f, func(num protowire.Number, a []byte) error {
+						switch num {
+						case 1:
+							typeURL = string(a)
+						case 2:
+							value = a
+						}
+						return nil
+					})
+				case 3:
+					res.name = string(f)
+				}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("resource %d: %w", len(r.resources), err)
+			}
+			res.decoded = c.decoder.decodeBytes(typeURL, value)
+			r.resources = append(r.resources, res)
+		case 4:
+			r.typeURL = string(field)
+		case 5:
+			r.nonce = string(field)
+		case 6:
+			r.removed = append(r.removed, string(field))
+		case 8:
+			return eachField(field, func(num protowire.Number, f []byte) error {
+				if num == 1 {
+					r.removed = append(r.removed, string(f))
+				}
+				return nil
+			})
+		}
+		return nil
+	})
 }
 
 // read reads a response into r.

@@ -54,3 +54,36 @@ func TestResponseCodecReadsResponses(t *testing.T) {
 		t.Error("a truncated response was read without error")
 	}
 }
+
+// A delta response read off the wire has the names, versions, removals and
+// decoded resources proto would give.
+func TestResponseCodecReadsDeltaResponses(t *testing.T) {
+	a, err := anypb.New(&clusterv3.Cluster{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.Marshal(&discoveryv3.DeltaDiscoveryResponse{
+		SystemVersionInfo:    "v3",
+		Resources:            []*discoveryv3.Resource{{Name: "a", Version: "h1", Resource: a}},
+		TypeUrl:              resourcev3.ClusterType,
+		Nonce:                "9",
+		RemovedResources:     []string{"gone"},
+		RemovedResourceNames: []*discoveryv3.ResourceName{{Name: "gone-too"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &deltaResponse{}
+	if err := newResponseCodec(NewDecoder()).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.version != "v3" || r.typeURL != resourcev3.ClusterType || r.nonce != "9" || r.size != len(b) {
+		t.Errorf("read version %q, type %q, nonce %q, size %d", r.version, r.typeURL, r.nonce, r.size)
+	}
+	if len(r.resources) != 1 || r.resources[0].name != "a" || r.resources[0].version != "h1" || r.resources[0].decoded.name != "a" {
+		t.Errorf("resources %+v, want a at h1", r.resources)
+	}
+	if len(r.removed) != 2 || r.removed[0] != "gone" || r.removed[1] != "gone-too" {
+		t.Errorf("removed %v, want gone and gone-too", r.removed)
+	}
+}
