@@ -130,15 +130,16 @@ func (e *Envoy) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
 // runSotW subscribes CDS and LDS as wildcards and follows their references.
 func (e *Envoy) runSotW(stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient) error {
 	first := true
-	send := func(typeURL, version, nonce string, names []string, nack string) error {
-		req := &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names}
+	var names requestNames
+	send := func(typeURL, version, nonce string, subscribed []string, nack string) error {
+		req := &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce}
 		if first {
 			req.Node, first = e.node, false
 		}
 		if nack != "" {
 			req.ErrorDetail = &status.Status{Code: 3, Message: nack}
 		}
-		return stream.Send(req)
+		return stream.SendMsg(&sotwRequest{req: req, names: names.encoded(typeURL, subscribed)})
 	}
 	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
 		if err := send(t, "", "", nil, ""); err != nil {

@@ -13,11 +13,64 @@ package envoysim
 import (
 	"fmt"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
+
+// sotwRequest is a DiscoveryRequest whose resource names are already
+// encoded. Envoy sends every endpoint set it uses with every EDS ACK (3000
+// names at 1000 services); a simulated Envoy encodes its list once per
+// change of its subscription rather than once per ACK.
+type sotwRequest struct {
+	req   *discoveryv3.DiscoveryRequest // without resource names
+	names []byte                        // resource_names, encoded
+}
+
+// requestNames remembers the encoding of the names last sent, per type.
+type requestNames map[string]encodedNames
+
+type encodedNames struct {
+	list []string
+	enc  []byte
+}
+
+// encoded returns names encoded as DiscoveryRequest.resource_names,
+// encoding them only if they are not the list encoded last for typeURL.
+// Lists are never changed once subscribed (followReferences makes new
+// ones), so the same slice means the same names.
+func (r *requestNames) encoded(typeURL string, names []string) []byte {
+	if len(names) == 0 {
+		return nil
+	}
+	if *r == nil {
+		*r = requestNames{}
+	}
+	if last := (*r)[typeURL]; len(last.list) == len(names) && &last.list[0] == &names[0] {
+		return last.enc
+	}
+	var enc []byte
+	for _, n := range names {
+		enc = protowire.AppendTag(enc, 3, protowire.BytesType)
+		enc = protowire.AppendString(enc, n)
+	}
+	(*r)[typeURL] = encodedNames{names, enc}
+	return enc
+}
+
+func (c responseCodec) Marshal(v any) (mem.BufferSlice, error) {
+	r, ok := v.(*sotwRequest)
+	if !ok {
+		return c.CodecV2.Marshal(v)
+	}
+	out, err := c.CodecV2.Marshal(r.req)
+	if err != nil || len(r.names) == 0 {
+		return out, err
+	}
+	return append(out, mem.SliceBuffer(r.names)), nil
+}
 
 // sotwResponse is a DiscoveryResponse with its resources decoded.
 type sotwResponse struct {

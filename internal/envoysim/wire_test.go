@@ -87,3 +87,31 @@ func TestResponseCodecReadsDeltaResponses(t *testing.T) {
 		t.Errorf("removed %v, want gone and gone-too", r.removed)
 	}
 }
+
+// A request with encoded names is the request proto would encode, and its
+// names are encoded once per list.
+func TestRequestNamesEncodedOnce(t *testing.T) {
+	var names requestNames
+	list := []string{"outbound|80|v1|a", "outbound|80|v2|a"}
+	enc := names.encoded(resourcev3.EndpointType, list)
+	if again := names.encoded(resourcev3.EndpointType, list); &again[0] != &enc[0] {
+		t.Error("the same list was encoded again")
+	}
+	other := []string{"outbound|80|v1|a"}
+	if got := names.encoded(resourcev3.EndpointType, other); len(got) >= len(enc) {
+		t.Error("a new list got the old encoding")
+	}
+	req := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, VersionInfo: "v1", ResponseNonce: "4"}
+	out, err := newResponseCodec(nil).Marshal(&sotwRequest{req: req, names: enc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &discoveryv3.DiscoveryRequest{}
+	if err := proto.Unmarshal(out.Materialize(), got); err != nil {
+		t.Fatal(err)
+	}
+	want := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, VersionInfo: "v1", ResponseNonce: "4", ResourceNames: list}
+	if !proto.Equal(got, want) {
+		t.Errorf("sent %v, want %v", got, want)
+	}
+}
