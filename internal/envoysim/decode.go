@@ -33,11 +33,12 @@ import (
 // not being read. Real Envoys are separate processes; this keeps the
 // simulated ones' network side as responsive as theirs.
 type Decoder struct {
-	busy   chan struct{}
-	mu     sync.RWMutex
-	byType map[string]map[string]*resource // type URL -> serialized bytes -> decoded
-	hits   atomic.Int64
-	misses atomic.Int64
+	busy    chan struct{}
+	mu      sync.RWMutex
+	byType  map[string]map[string]*resource // type URL -> serialized bytes -> decoded
+	strings map[string]string               // interned names and versions (intern)
+	hits    atomic.Int64
+	misses  atomic.Int64
 }
 
 // NewDecoder returns an empty shared decoder.
@@ -124,6 +125,8 @@ type resource struct {
 	rds      []string // listener: the route configurations it fetches
 	sds      []string // cluster or listener: the SDS secrets its TLS contexts fetch
 	clusters []string // route configuration, or listener's inline routes: the clusters they send to
+
+	deltaVersion atomic.Pointer[string] // the version a delta response last gave it (wire.go)
 }
 
 func decodeOne(a *anypb.Any) *resource {

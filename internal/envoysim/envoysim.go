@@ -237,8 +237,8 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 				return
 			}
 			if e.resources[t] == nil {
-				e.resources[t] = map[string]*resource{}
-				e.versions[t] = map[string]string{}
+				e.resources[t] = make(map[string]*resource, len(resp.resources))
+				e.versions[t] = make(map[string]string, len(resp.resources))
 			}
 			for _, r := range resp.resources {
 				e.resources[t][r.name] = res[r.name]

@@ -132,13 +132,12 @@ func (c responseCodec) readDelta(data mem.BufferSlice, r *deltaResponse) error {
 		case 1:
 			r.version = string(field)
 		case 2:
-			var res deltaResource
 			var typeURL string
-			var value []byte
+			var value, name, version []byte
 			if err := eachField(field, func(num protowire.Number, f []byte) error {
 				switch num {
 				case 1:
-					res.version = string(f)
+					version = f
 				case 2:
 					return eachField(f, func(num protowire.Number, a []byte) error {
 						switch num {
@@ -150,13 +149,26 @@ func (c responseCodec) readDelta(data mem.BufferSlice, r *deltaResponse) error {
 						return nil
 					})
 				case 3:
-					res.name = string(f)
+					name = f
 				}
 				return nil
 			}); err != nil {
 				return fmt.Errorf("resource %d: %w", len(r.resources), err)
 			}
-			res.decoded = c.decoder.decodeBytes(typeURL, value)
+			res := deltaResource{decoded: c.decoder.decodeBytes(typeURL, value)}
+			// The name and version are nearly always the decoded
+			// resource's own, shared by every Envoy that gets it.
+			if string(name) == res.decoded.name {
+				res.name = res.decoded.name
+			} else {
+				res.name = string(name)
+			}
+			if v := res.decoded.deltaVersion.Load(); v != nil && *v == string(version) {
+				res.version = *v
+			} else {
+				res.version = string(version)
+				res.decoded.deltaVersion.Store(&res.version)
+			}
 			r.resources = append(r.resources, res)
 		case 4:
 			r.typeURL = string(field)
