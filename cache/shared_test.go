@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -15,6 +16,7 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/minimesh/minimesh/cache"
 )
@@ -224,5 +226,74 @@ func TestNamedSubscriptionsGetWhatTheyName(t *testing.T) {
 	}
 	if again := ask(version, v1Cluster, v2Cluster); again == nil || !slices.Equal(names(again), []string{v1Cluster}) {
 		t.Fatalf("after subscribing to %s again: response %v, want it sent again", v1Cluster, again)
+	}
+	// The same when the list the stream was answered repeats a name.
+	ask(version, v1Cluster)
+	if r := ask(version, v1Cluster, v1Cluster, v2Cluster); r == nil || !slices.Equal(names(r), []string{v2Cluster}) {
+		t.Fatalf("asking again for %s in a list that repeats a name: response %v, want it", v2Cluster, r)
+	}
+	ask(version, v1Cluster)
+	if again := ask(version, v1Cluster, v2Cluster); again == nil || !slices.Equal(names(again), []string{v2Cluster}) {
+		t.Fatalf("after dropping and asking again for %s (answered in a list that repeats a name): response %v, want it", v2Cluster, again)
+	}
+}
+
+// A cluster that changes is sent its endpoints again, unchanged: Envoy
+// warms a changed cluster anew, and it finishes warming only with them.
+// Clusters that did not change are not.
+func TestChangedClusterIsSentItsEndpoints(t *testing.T) {
+	c := cache.New(nil)
+	const node = "my-app-v1.default"
+	if _, err := c.Publish(context.Background(), node, newSnapshot(t, valid())); err != nil {
+		t.Fatal(err)
+	}
+	var cds, eds cache.SotwState
+	out := make(chan *cache.SotwResponse, 2)
+	cds.Subscribe(nil)
+	eds.Subscribe([]string{v1Cluster, v2Cluster, dbService})
+	c.WatchSotw(node, resourcev3.ClusterType, "", cds, out)
+	clusters := <-out
+	cds.Sent(clusters)
+	c.WatchSotw(node, resourcev3.EndpointType, "", eds, out)
+	endpoints := <-out
+	eds.Sent(endpoints)
+
+	// v1's cluster changes (its connect timeout), its endpoints do not.
+	changed := valid()
+	v1 := edsCluster(v1Cluster, "")
+	v1.ConnectTimeout = durationpb.New(7 * time.Second)
+	changed.replace(t, resourcev3.ClusterType, v1Cluster, v1)
+	if _, err := c.Publish(context.Background(), node, newSnapshot(t, changed)); err != nil {
+		t.Fatal(err)
+	}
+	cancel := c.WatchSotw(node, resourcev3.ClusterType, clusters.Version, cds, out)
+	defer cancel()
+	refresh := cds.Sent(<-out)
+	if !slices.Equal(refresh, []string{v1Cluster}) {
+		t.Fatalf("clusters response owes endpoints %v, want only %s's", refresh, v1Cluster)
+	}
+	if !eds.Owe(refresh) {
+		t.Fatal("the endpoint subscription does not include the owed endpoints")
+	}
+	// The endpoints did not change, yet the stream is answered at once,
+	// with v1's endpoints only.
+	cancelEDS := c.WatchSotw(node, resourcev3.EndpointType, endpoints.Version, eds, out)
+	defer cancelEDS()
+	select {
+	case r := <-out:
+		if got := onWire(t, r).GetResources(); len(got) != 1 {
+			t.Errorf("the owed endpoints response has %d resources, want 1", len(got))
+		}
+		eds.Sent(r)
+	default:
+		t.Fatal("the endpoints owed to a changed cluster were not sent")
+	}
+	// Once sent, nothing more is owed.
+	cancelEDS()
+	c.WatchSotw(node, resourcev3.EndpointType, endpoints.Version, eds, out)
+	select {
+	case r := <-out:
+		t.Errorf("endpoints sent again after they were paid: %d resources", len(onWire(t, r).GetResources()))
+	default:
 	}
 }

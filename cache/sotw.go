@@ -38,9 +38,12 @@ package cache
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -63,6 +66,7 @@ type SotwState struct {
 	heldWildcard bool     // the last response answered a wildcard subscription...
 	heldNames    *Names   // ...or these names
 	whole        bool     // the next response lists every subscribed resource (after a NACK)
+	owed         *Names   // to send even if unchanged (Owe)
 }
 
 // Subscribe records the names of a request. The first request naming
@@ -97,22 +101,57 @@ func (st *SotwState) forgetUnsubscribed() {
 		st.heldWildcard, st.heldNames = false, st.names
 		return
 	}
-	kept := make([]string, 0, st.heldNames.Len())
+	kept := make([]string, 0, len(st.heldNames.list))
 	for _, name := range st.heldNames.list {
 		if st.names.Has(name) {
 			kept = append(kept, name)
 		}
 	}
-	if len(kept) < st.heldNames.Len() {
+	if len(kept) < len(st.heldNames.list) { // the list may repeat a name
 		st.heldNames = InternNames(kept)
 	}
 }
 
-// Sent records that r was sent.
-func (st *SotwState) Sent(r *SotwResponse) {
+// Sent records that r was sent. For clusters, it returns the endpoint
+// sets of the clusters r changed: Envoy warms a changed cluster anew, and
+// the cluster finishes warming only when it is sent its endpoints, even
+// unchanged (the xDS protocol's note on cluster warming). The stream owes
+// them to its endpoint subscription (Owe).
+func (st *SotwState) Sent(r *SotwResponse) (refresh []string) {
+	if r.TypeURL == resourcev3.ClusterType && st.held != nil && r.set != nil && st.held != r.set {
+		for _, name := range r.set.diffFrom(st.held).changed {
+			if _, existed := st.held.versions[name]; !existed {
+				continue // a new cluster: its endpoints are a new subscription
+			}
+			if c, ok := r.set.resources[name].(*clusterv3.Cluster); ok && c.GetType() == clusterv3.Cluster_EDS {
+				refresh = append(refresh, edsServiceName(c))
+			}
+		}
+	}
 	st.sent = true
 	st.held, st.heldWildcard, st.heldNames = r.set, r.wildcard, r.names
 	st.whole = false
+	if st.owed == r.owed {
+		st.owed = nil
+	}
+	return refresh
+}
+
+// Owe makes the stream's next response send names even if they did not
+// change, and reports whether the stream subscribes to any of them (then
+// its watch must be opened again to be answered at once).
+func (st *SotwState) Owe(names []string) bool {
+	if st.owed != nil {
+		names = append(slices.Clone(st.owed.list), names...)
+	}
+	slices.Sort(names)
+	st.owed = InternNames(slices.Compact(names))
+	for _, name := range st.owed.list {
+		if st.subscribes(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // Rejected records a NACK: the proxy kept the configuration it had before
@@ -142,10 +181,16 @@ func (st *SotwState) answer(typeURL, version string, cur *typeSet) *SotwResponse
 			}
 		}
 	}
-	if version == cur.getVersion() && !newNames {
+	var owed []string // owed names the stream subscribes to, in cur
+	for _, name := range st.owed.List() {
+		if _, ok := cur.getResource(name); ok && st.subscribes(name) {
+			owed = append(owed, name)
+		}
+	}
+	if version == cur.getVersion() && !newNames && len(owed) == 0 {
 		return nil
 	}
-	r := &SotwResponse{TypeURL: typeURL, Version: cur.getVersion(), set: cur, wildcard: st.wildcard, names: st.names}
+	r := &SotwResponse{TypeURL: typeURL, Version: cur.getVersion(), set: cur, wildcard: st.wildcard, names: st.names, owed: st.owed}
 	if cur == nil {
 		return r
 	}
@@ -153,10 +198,13 @@ func (st *SotwState) answer(typeURL, version string, cur *typeSet) *SotwResponse
 		r.whole(st, cur)
 		return r
 	}
-	// Only what changed since the set the stream holds, and what it
-	// subscribes to now that its last response did not answer.
+	// Only what changed since the set the stream holds, what it
+	// subscribes to now that its last response did not answer, and what
+	// it is owed.
+	var changed []string
 	if st.held != cur {
-		for _, name := range cur.diffFrom(st.held).changed {
+		changed = cur.diffFrom(st.held).changed
+		for _, name := range changed {
 			if st.subscribes(name) && st.answered(name) {
 				r.resources = append(r.resources, cur.wire[name].GetResource())
 			}
@@ -169,7 +217,35 @@ func (st *SotwState) answer(typeURL, version string, cur *typeSet) *SotwResponse
 			}
 		}
 	}
+	if len(owed) > 0 {
+		inChanged := make(map[string]bool, len(changed))
+		for _, name := range changed {
+			inChanged[name] = true
+		}
+		for _, name := range owed {
+			if st.answered(name) && !inChanged[name] { // not sent above
+				r.resources = append(r.resources, cur.wire[name].GetResource())
+			}
+		}
+	}
 	return r
+}
+
+// getResource returns a resource of the set by name.
+func (s *typeSet) getResource(name string) (types.Resource, bool) {
+	if s == nil {
+		return nil, false
+	}
+	r, ok := s.resources[name]
+	return r, ok
+}
+
+// edsServiceName is the name of the endpoint set an EDS cluster asks for.
+func edsServiceName(c *clusterv3.Cluster) string {
+	if n := c.GetEdsClusterConfig().GetServiceName(); n != "" {
+		return n
+	}
+	return c.GetName()
 }
 
 // whole fills r with every resource of cur that st subscribes to.
@@ -196,6 +272,7 @@ type SotwResponse struct {
 	set      *typeSet // what a stream holds once it is sent (SotwState.Sent)
 	wildcard bool
 	names    *Names
+	owed     *Names // the names owed when it was made: sent now
 }
 
 // Len is the number of resources the response sends.

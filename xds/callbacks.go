@@ -232,6 +232,14 @@ func (c *callbacks) stream(id streamKey, node *corev3.Node) (*streamState, error
 	return st, nil
 }
 
+// staleRequest vets a request the stream ignores (its nonce is not the
+// latest one sent): it is no ACK or NACK, but it must come from the
+// stream's node like any other.
+func (c *callbacks) staleRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	_, err := c.stream(streamKey{id: id}, req.GetNode())
+	return err
+}
+
 func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
 	st, err := c.stream(streamKey{id: id}, req.GetNode())
 	if err != nil {

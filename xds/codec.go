@@ -44,28 +44,34 @@ func newSharedBytesCodec() sharedBytesCodec {
 func (c sharedBytesCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case *discoveryv3.DiscoveryResponse:
-		if shared := m.ProtoReflect().GetUnknown(); len(shared) > 0 && len(m.GetResources()) == 0 {
-			return c.withShared(&discoveryv3.DiscoveryResponse{
-				VersionInfo:  m.GetVersionInfo(),
-				Canary:       m.GetCanary(),
-				TypeUrl:      m.GetTypeUrl(),
-				Nonce:        m.GetNonce(),
-				ControlPlane: m.GetControlPlane(),
-			}, shared)
+		if len(m.GetResources()) == 0 {
+			return c.withShared(m)
 		}
 	case *discoveryv3.DeltaDiscoveryResponse:
-		if shared := m.ProtoReflect().GetUnknown(); len(shared) > 0 && len(m.GetResources()) == 0 {
-			return c.withShared(&discoveryv3.DeltaDiscoveryResponse{
-				SystemVersionInfo:    m.GetSystemVersionInfo(),
-				TypeUrl:              m.GetTypeUrl(),
-				RemovedResources:     m.GetRemovedResources(),
-				RemovedResourceNames: m.GetRemovedResourceNames(),
-				Nonce:                m.GetNonce(),
-				ControlPlane:         m.GetControlPlane(),
-			}, shared)
+		if len(m.GetResources()) == 0 {
+			return c.withShared(m)
 		}
 	}
 	return c.CodecV2.Marshal(v)
+}
+
+// withShared encodes m's own fields, then appends its unknown fields (the
+// shared resources) uncopied. m is the sender's, used by one goroutine:
+// its unknown fields are set aside while its own fields are encoded.
+func (c sharedBytesCodec) withShared(m proto.Message) (mem.BufferSlice, error) {
+	r := m.ProtoReflect()
+	shared := r.GetUnknown()
+	if len(shared) == 0 {
+		return c.CodecV2.Marshal(m)
+	}
+	r.SetUnknown(nil)
+	out, err := c.CodecV2.Marshal(m)
+	r.SetUnknown(shared)
+	if err != nil {
+		return nil, err
+	}
+	// A SliceBuffer's Free does nothing, so gRPC leaves the shared bytes alone.
+	return append(out, mem.SliceBuffer(shared)), nil
 }
 
 func (c sharedBytesCodec) Unmarshal(data mem.BufferSlice, v any) error {
@@ -187,13 +193,3 @@ func materialize(data mem.BufferSlice) ([]byte, func()) {
 // spareBuffers are buffers for materialize, enough for the requests being
 // decoded at once.
 var spareBuffers = make(chan []byte, 8)
-
-// withShared encodes own and appends shared after it, uncopied.
-func (c sharedBytesCodec) withShared(own any, shared []byte) (mem.BufferSlice, error) {
-	out, err := c.CodecV2.Marshal(own)
-	if err != nil {
-		return nil, err
-	}
-	// A SliceBuffer's Free does nothing, so gRPC leaves the shared bytes alone.
-	return append(out, mem.SliceBuffer(shared)), nil
-}

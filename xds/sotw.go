@@ -20,7 +20,10 @@ package xds
 //     answered the old subscription;
 //   - a NACK keeps the rejected version from being sent again: the watch
 //     waits for a version other than the rejected one, and the next
-//     response lists every subscribed resource.
+//     response lists every subscribed resource;
+//   - when clusters change, their endpoints are sent again even if they
+//     did not change: Envoy warms a changed cluster anew, and it finishes
+//     warming only with its endpoints.
 // Responses of all types leave through one channel, in the order the cache
 // prepared them (clusters before endpoints, listeners before routes).
 
@@ -33,6 +36,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -49,9 +53,11 @@ type sotwServer struct {
 
 // sotwType is what a stream keeps of one type.
 type sotwType struct {
-	state  cache.SotwState
-	nonce  string // of the last response sent
-	cancel func() // the open watch, if any
+	state    cache.SotwState
+	nonce    string // of the last response sent
+	version  string // of the last response sent
+	reported string // the version the last request reported (what the watch waits to differ from)
+	cancel   func() // the open watch, if any
 }
 
 // sotwStream is one state-of-the-world ADS stream.
@@ -185,17 +191,37 @@ func (st *sotwStream) request(req *discoveryv3.DiscoveryRequest) error {
 	if typeURL == "" {
 		return status.Error(codes.InvalidArgument, "every request of an ADS stream must name its type_url")
 	}
-	if err := st.s.callbacks.OnStreamRequest(st.id, req); err != nil {
-		return err
-	}
 	t := st.types[typeURL]
 	if t == nil {
 		t = &sotwType{}
 		st.types[typeURL] = t
 	}
 	if t.nonce != "" && req.GetResponseNonce() != t.nonce {
-		return nil // stale: the proxy will answer the latest response
+		// Stale: the proxy has not seen the latest response yet, and
+		// will answer it. It is neither an ACK nor a NACK of anything;
+		// it must still come from the stream's node.
+		return st.s.callbacks.staleRequest(st.id, req)
 	}
+	if err := st.s.callbacks.OnStreamRequest(st.id, req); err != nil {
+		return err
+	}
+	version := req.GetVersionInfo()
+	if req.GetErrorDetail() != nil && t.nonce != "" {
+		// A NACK of the last response: the proxy reports the version
+		// it kept. Waiting for a version other than the rejected one
+		// keeps the rejected one from being sent again at once, in a
+		// loop; the next response then lists everything.
+		t.state.Rejected()
+		version = t.version
+	}
+	t.state.Subscribe(req.GetResourceNames())
+	t.reported = version
+	return st.watch(typeURL, t)
+}
+
+// watch (re)opens the watch of a type, dropping a response already
+// prepared for it: that answered what the stream asked before.
+func (st *sotwStream) watch(typeURL string, t *sotwType) error {
 	if t.cancel != nil {
 		t.cancel()
 		t.cancel = nil
@@ -203,15 +229,7 @@ func (st *sotwStream) request(req *discoveryv3.DiscoveryRequest) error {
 	if err := st.dropPending(typeURL); err != nil {
 		return err
 	}
-	version := req.GetVersionInfo()
-	if req.GetErrorDetail() != nil {
-		t.state.Rejected()
-		if rejected, ok := st.s.tracker.rejectedVersion(st.node.GetId(), typeURL, req.GetResponseNonce()); ok {
-			version = rejected
-		}
-	}
-	t.state.Subscribe(req.GetResourceNames())
-	t.cancel = st.s.cache.WatchSotw(st.node.GetId(), typeURL, version, t.state, st.out)
+	t.cancel = st.s.cache.WatchSotw(st.node.GetId(), typeURL, t.reported, t.state, st.out)
 	return nil
 }
 
@@ -242,9 +260,19 @@ func (st *sotwStream) send(r *cache.SotwResponse) error {
 	if err := st.stream.Send(msg); err != nil {
 		return err
 	}
-	t.nonce = msg.Nonce
+	t.nonce, t.version = msg.Nonce, r.Version
 	t.cancel = nil // the watch fired: it is closed
-	t.state.Sent(r)
+	refresh := t.state.Sent(r)
 	st.s.callbacks.OnStreamResponse(st.stream.Context(), st.id, nil, msg)
-	return nil
+	if len(refresh) == 0 {
+		return nil
+	}
+	// Clusters that changed are warmed again by Envoy, and a cluster
+	// finishes warming only when it is sent its endpoints, changed or
+	// not: they are owed to the stream.
+	eds := st.types[resourcev3.EndpointType]
+	if eds == nil || !eds.state.Owe(refresh) || eds.cancel == nil {
+		return nil // no endpoint subscription, or its next request will collect them
+	}
+	return st.watch(resourcev3.EndpointType, eds)
 }
