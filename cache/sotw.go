@@ -143,9 +143,10 @@ func (st *SotwState) Sent(r *SotwResponse) (refresh []string) {
 func (st *SotwState) Owe(names []string) bool {
 	if st.owed != nil {
 		names = append(slices.Clone(st.owed.list), names...)
+		slices.Sort(names)
+		names = slices.Compact(names)
 	}
-	slices.Sort(names)
-	st.owed = InternNames(slices.Compact(names))
+	st.owed = InternNames(names) // the same list for every proxy making the same move
 	for _, name := range st.owed.list {
 		if st.subscribes(name) {
 			return true
@@ -158,6 +159,15 @@ func (st *SotwState) Owe(names []string) bool {
 // the last response, so the next response must not assume it holds that
 // response's resources.
 func (st *SotwState) Rejected() { st.whole = true }
+
+// subscribedIn is how many resources the stream subscribes to, at most
+// the size of cur.
+func (st *SotwState) subscribedIn(cur *typeSet) int {
+	if st.wildcard {
+		return len(cur.order)
+	}
+	return min(st.names.Len(), len(cur.order))
+}
 
 // subscribes reports whether the stream subscribes to name.
 func (st *SotwState) subscribes(name string) bool {
@@ -194,7 +204,9 @@ func (st *SotwState) answer(typeURL, version string, cur *typeSet) *SotwResponse
 	if cur == nil {
 		return r
 	}
-	if sendWhole[typeURL] || st.whole || !st.sent || st.held == nil {
+	if sendWhole[typeURL] || st.whole || !st.sent || st.held == nil || 2*len(owed) >= st.subscribedIn(cur) {
+		// (Owing most of it, as after a mesh-wide mTLS change: the whole
+		// set, which is encoded once for every stream.)
 		r.whole(st, cur)
 		return r
 	}
