@@ -11,25 +11,13 @@ package translator
 //
 // Only what the previous index handed out is carried over: entries that a
 // snapshot no longer uses are dropped with it.
-//
-// The messages many proxies share (outbound clusters and their endpoints,
-// the route configurations of each view) are built anew for every
-// snapshot, from inputs too many to key on; but most of them come out the
-// same: an endpoint added to one service changes one endpoint set of
-// thousands. A shared message equal to the one the previous index built
-// under the same key is replaced by that one (sameAsBefore), so that the
-// cache finds it encoded and validated already. With a Sidecar per team,
-// that is a thousand views' route configurations not checked again.
 
 import (
 	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	"google.golang.org/protobuf/proto"
 )
 
 // carry holds the per-proxy messages an index handed out, by their inputs.
@@ -39,28 +27,6 @@ type carry struct {
 	inbound  map[inboundKey]builtInbound
 	secrets  map[secretsKey][]*tlsv3.Secret
 	virtuals map[string]builtVirtualInbound
-
-	// Shared messages, compared rather than keyed by their inputs.
-	clusters  map[memoClusterKey]*clusterv3.Cluster
-	endpoints map[memoClusterKey]*endpointv3.ClusterLoadAssignment
-	routes    map[sharedRouteKey]*routev3.RouteConfiguration
-}
-
-// sharedRouteKey names a shared route configuration across snapshots: the
-// Sidecar of its view (by name: each snapshot has its own Sidecar values),
-// the proxies' namespace, and the configuration's name.
-type sharedRouteKey struct {
-	sidecarNamespace, sidecarName string
-	namespace, name               string
-}
-
-// routeKey is the key of a view's route configuration rc.
-func routeKey(v viewKey, rc *routev3.RouteConfiguration) sharedRouteKey {
-	k := sharedRouteKey{namespace: v.namespace, name: rc.GetName()}
-	if v.sidecar != nil {
-		k.sidecarNamespace, k.sidecarName = v.sidecar.Namespace, v.sidecar.Name
-	}
-	return k
 }
 
 // inboundKey is everything an explicit inbound listener depends on.
@@ -92,8 +58,7 @@ type builtVirtualInbound struct {
 
 func newCarry(prev *carry) *carry {
 	c := &carry{prev: prev, inbound: map[inboundKey]builtInbound{}, secrets: map[secretsKey][]*tlsv3.Secret{},
-		virtuals: map[string]builtVirtualInbound{}, clusters: map[memoClusterKey]*clusterv3.Cluster{},
-		endpoints: map[memoClusterKey]*endpointv3.ClusterLoadAssignment{}, routes: map[sharedRouteKey]*routev3.RouteConfiguration{}}
+		virtuals: map[string]builtVirtualInbound{}}
 	if prev != nil {
 		prev.mu.Lock()
 		prev.prev = nil // keep one generation back, never a chain
@@ -128,32 +93,6 @@ func store[K comparable, V any](c *carry, pick func(*carry) map[K]V, key K, v V)
 	pick(c)[key] = v
 	c.mu.Unlock()
 }
-
-// sameAsBefore returns the message the previous index built under key if
-// it equals fresh, and fresh otherwise; either way it is what this index
-// built under key, for the next one.
-func sameAsBefore[K comparable, M proto.Message](c *carry, pick func(*carry) map[K]M, key K, fresh M) M {
-	c.mu.Lock()
-	prev := c.prev
-	c.mu.Unlock()
-	out := fresh
-	if prev != nil {
-		prev.mu.Lock()
-		before, ok := pick(prev)[key]
-		prev.mu.Unlock()
-		if ok && proto.Equal(before, fresh) {
-			out = before
-		}
-	}
-	store(c, pick, key, out)
-	return out
-}
-
-func clustersOf(c *carry) map[memoClusterKey]*clusterv3.Cluster { return c.clusters }
-func endpointsOf(c *carry) map[memoClusterKey]*endpointv3.ClusterLoadAssignment {
-	return c.endpoints
-}
-func routesOf(c *carry) map[sharedRouteKey]*routev3.RouteConfiguration { return c.routes }
 
 func inboundOf(c *carry) map[inboundKey]builtInbound     { return c.inbound }
 func secretsOf(c *carry) map[secretsKey][]*tlsv3.Secret  { return c.secrets }

@@ -91,12 +91,6 @@ func (ix *index) cluster(ref clusterRef, flavor Flavor, identity bool) (*cluster
 	ix.memo.mu.Unlock()
 	if !ok {
 		b.cluster, b.cla, b.err = ix.outboundCluster(ref, flavor, identity)
-		if b.err == nil {
-			b.cluster = sameAsBefore(ix.carry, clustersOf, key, b.cluster)
-			if b.cla != nil {
-				b.cla = sameAsBefore(ix.carry, endpointsOf, key, b.cla)
-			}
-		}
 		ix.memo.mu.Lock()
 		ix.memo.clusters[key] = b
 		ix.memo.mu.Unlock()
@@ -113,9 +107,6 @@ func (ix *index) sharedHTTPProxyRouteConfig(p Proxy, v *view) (*routev3.RouteCon
 	ix.memo.mu.Unlock()
 	if !ok {
 		b.rc, b.err = ix.httpProxyRouteConfig(p, v, map[clusterRef]bool{})
-		if b.err == nil {
-			b.rc = sameAsBefore(ix.carry, routesOf, routeKey(key, b.rc), b.rc)
-		}
 		ix.memo.mu.Lock()
 		ix.memo.httpRoutes[key] = b
 		ix.memo.mu.Unlock()
