@@ -136,20 +136,20 @@ func (m *Memo) encode(r types.Resource) *encoded {
 		if e.err != nil {
 			return
 		}
-		// A new message with the content of one seen before (the
-		// translator builds the messages many proxies share anew for each
-		// mesh snapshot, and most come out the same) shares its wire form
-		// and its checks, which are the costly part: the regular
-		// expressions of a route configuration's validation.
-		if twin := m.sameContent(contentKey{e.wire.GetResource().GetTypeUrl(), e.version}, e); twin != nil {
-			e.twin, e.wire, e.name = twin, twin.wire, twin.name
-			return
-		}
 		// One copy of the name for every set, response and stream:
 		// the xDS server's requests name resources by the same
 		// canonical strings (xds.internNames) while the handle lives.
 		e.name = unique.Make(e.wire.Name)
 		e.wire.Name = e.name.Value()
+		// A new message with the content of one seen before (the
+		// translator builds the messages many proxies share anew for each
+		// mesh snapshot, and most come out the same) shares its wire form
+		// and its checks, which are the costly part: the regular
+		// expressions of a route configuration's validation. e is
+		// complete before other goroutines can find it as a twin.
+		if twin := m.sameContent(contentKey{e.wire.GetResource().GetTypeUrl(), e.version}, e); twin != nil {
+			e.twin, e.wire, e.name = twin, twin.wire, twin.name
+		}
 	})
 	return e
 }

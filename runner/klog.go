@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"sync"
+
 	"github.com/go-logr/logr"
 	"go.uber.org/zap"
 	"k8s.io/klog/v2"
@@ -9,9 +11,17 @@ import (
 // routeKlog sends client-go's own log lines (leader election, watch
 // retries) into minimesh's logger instead of raw stderr: its errors as
 // warnings (client-go retries them), the rest at debug level.
+//
+// klog's logger is one per process, and it may be set only before
+// client-go starts logging: the first runner's logger is kept (a process
+// runs one runner, except in tests that start several replicas).
 func routeKlog(log *zap.Logger) {
-	klog.SetLogger(logr.New(&klogSink{log: log.WithOptions(zap.AddCallerSkip(1))}))
+	klogRouted.Do(func() {
+		klog.SetLogger(logr.New(&klogSink{log: log.WithOptions(zap.AddCallerSkip(1))}))
+	})
 }
+
+var klogRouted sync.Once
 
 // klogSink is a logr.LogSink writing to zap.
 type klogSink struct {
