@@ -86,25 +86,7 @@ func (m *Memo) check(k checkKey) []error {
 	}
 	// Sets carried over from the previous memo (memo.typeSet) carry their
 	// checks too.
-	m.mu.Lock()
-	e := m.checks[k]
-	prev := m.prev
-	m.mu.Unlock()
-	if e == nil && prev != nil {
-		prev.mu.Lock()
-		e = prev.checks[k]
-		prev.mu.Unlock()
-	}
-	m.mu.Lock()
-	if cur := m.checks[k]; cur != nil {
-		e = cur
-	} else {
-		if e == nil {
-			e = &checkEntry{}
-		}
-		m.checks[k] = e
-	}
-	m.mu.Unlock()
+	e := carried(m, func(m *Memo) map[checkKey]*checkEntry { return m.checks }, k)
 	e.once.Do(func() { e.errs = run() })
 	return e.errs
 }

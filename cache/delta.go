@@ -487,16 +487,16 @@ func (st *deltaStream) response(req *cachev3.DeltaRequest, t *typeSet, send, rem
 }
 
 // deltaResources is every resource of the set ready to send, in order,
-// and encoded as a response's field 2 (wire.go), built once.
+// built once, and encoded as a response's field 2 from its second use
+// (wire.go).
 func (s *typeSet) deltaResources() ([]*discoveryv3.Resource, []byte) {
 	s.deltaOnce.Do(func() {
 		s.deltaAll = make([]*discoveryv3.Resource, len(s.order))
 		for i, name := range s.order {
 			s.deltaAll[i] = s.wire[name]
 		}
-		s.deltaEncoded = encodeResources(s.deltaAll)
 	})
-	return s.deltaAll, s.deltaEncoded
+	return s.deltaAll, s.deltaEncoding.get(func() []byte { return encodeResources(s.deltaAll) })
 }
 
 // deltaResponse is one delta response.

@@ -106,29 +106,9 @@ func NewMemoFrom(prev *Memo) *Memo {
 // encode returns the version and the wire form of r, computed once per
 // memo (or taken over from the previous one). A nil memo remembers nothing.
 func (m *Memo) encode(r types.Resource) *encoded {
-	var e *encoded
-	if m == nil {
-		e = &encoded{}
-	} else {
-		m.mu.Lock()
-		e = m.entries[r]
-		prev := m.prev
-		m.mu.Unlock()
-		if e == nil && prev != nil {
-			prev.mu.Lock()
-			e = prev.entries[r]
-			prev.mu.Unlock()
-		}
-		m.mu.Lock()
-		if cur := m.entries[r]; cur != nil {
-			e = cur
-		} else {
-			if e == nil {
-				e = &encoded{}
-			}
-			m.entries[r] = e
-		}
-		m.mu.Unlock()
+	e := &encoded{}
+	if m != nil {
+		e = carried(m, func(m *Memo) map[types.Resource]*encoded { return m.entries }, r)
 	}
 	e.once.Do(func() {
 		e.res = r
@@ -151,6 +131,34 @@ func (m *Memo) encode(r types.Resource) *encoded {
 			e.twin, e.wire, e.name = twin, twin.wire, twin.name
 		}
 	})
+	return e
+}
+
+// carried returns m's entry under key: the one m has, or else the one the
+// previous memo had (taken over, so that what it holds is not redone), or
+// else a new one.
+func carried[K comparable, V any](m *Memo, pick func(*Memo) map[K]*V, key K) *V {
+	m.mu.Lock()
+	e := pick(m)[key]
+	prev := m.prev
+	m.mu.Unlock()
+	if e != nil {
+		return e
+	}
+	if prev != nil {
+		prev.mu.Lock()
+		e = pick(prev)[key]
+		prev.mu.Unlock()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur := pick(m)[key]; cur != nil {
+		return cur // added meanwhile
+	}
+	if e == nil {
+		e = new(V)
+	}
+	pick(m)[key] = e
 	return e
 }
 
@@ -251,25 +259,7 @@ func (m *Memo) typeSet(typeURL string, lists Lists, runs []Run) *typeSet {
 	// The key names the content (runs by content too): a set of the same
 	// content as one the previous memo built is that very set, so a
 	// proxy's types that a change did not touch keep their sets.
-	m.mu.Lock()
-	e := m.sets[key.String()]
-	prev := m.prev
-	m.mu.Unlock()
-	if e == nil && prev != nil {
-		prev.mu.Lock()
-		e = prev.sets[key.String()]
-		prev.mu.Unlock()
-	}
-	m.mu.Lock()
-	if cur := m.sets[key.String()]; cur != nil {
-		e = cur
-	} else {
-		if e == nil {
-			e = &setEntry{}
-		}
-		m.sets[key.String()] = e
-	}
-	m.mu.Unlock()
+	e := carried(m, func(m *Memo) map[string]*setEntry { return m.sets }, key.String())
 	e.once.Do(func() { e.set = buildSet(typeURL, parts) })
 	return e.set
 }

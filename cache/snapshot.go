@@ -67,9 +67,9 @@ type typeSet struct {
 	send        *sendable // sotw.go
 	coveredLast *Names    // under mu: the last subscription found to cover the set (sotw.go)
 
-	deltaOnce    sync.Once
-	deltaAll     []*discoveryv3.Resource // every resource, in order (delta.go)
-	deltaEncoded []byte                  // deltaAll as a response's field 2 (wire.go)
+	deltaOnce     sync.Once
+	deltaAll      []*discoveryv3.Resource // every resource, in order (delta.go)
+	deltaEncoding onSecondUse             // deltaAll as a response's field 2 (wire.go)
 
 	mu sync.Mutex
 	// union is the last union with an earlier set (unionAfter). The

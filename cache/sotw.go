@@ -39,7 +39,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -264,7 +263,7 @@ func edsServiceName(c *clusterv3.Cluster) string {
 func (r *SotwResponse) whole(st *SotwState, cur *typeSet) {
 	all := cur.sendable()
 	if st.wildcard || cur.coveredBy(st.names) {
-		r.resources, r.encoded = all.anys, all.encodedOnSecondUse()
+		r.resources, r.encoded = all.anys, all.encoded()
 		return
 	}
 	for i, name := range cur.order {
@@ -355,12 +354,8 @@ func (n *node) respondSotW(s *Snapshot) {
 // sendable is a set ready to send whole: each resource's bytes wrapped in
 // an Any, in the set's order.
 type sendable struct {
-	anys []*anypb.Any
-
-	uses       sync.Mutex
-	usedOnce   bool
-	encodeOnce sync.Once
-	encoded    []byte // anys as a response's field 2 (wire.go)
+	anys     []*anypb.Any
+	encoding onSecondUse // anys as a response's field 2 (wire.go)
 }
 
 // sendable returns the set ready to send, built once.
@@ -375,19 +370,10 @@ func (s *typeSet) sendable() *sendable {
 	return s.send
 }
 
-// encodedOnSecondUse returns the set encoded as a response's resources,
-// from the second time it is sent whole: a set only one proxy gets (its
-// own listeners) is not worth a second copy of its bytes.
-func (s *sendable) encodedOnSecondUse() []byte {
-	s.uses.Lock()
-	second := s.usedOnce
-	s.usedOnce = true
-	s.uses.Unlock()
-	if !second {
-		return nil
-	}
-	s.encodeOnce.Do(func() { s.encoded = encodeResources(s.anys) })
-	return s.encoded
+// encoded returns the set encoded as a response's resources, from the
+// second time it is sent whole (onSecondUse).
+func (s *sendable) encoded() []byte {
+	return s.encoding.get(func() []byte { return encodeResources(s.anys) })
 }
 
 // coveredBy reports whether names include every resource of the set (an

@@ -20,6 +20,8 @@ package cache
 import (
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -86,4 +88,22 @@ func encodeResources[M proto.Message](msgs []M) []byte {
 func withEncodedResources[M proto.Message](m M, enc []byte) M {
 	m.ProtoReflect().SetUnknown(protoreflect.RawFields(enc))
 	return m
+}
+
+// onSecondUse is a list's encoding as a response's resources, made the
+// second time the list is sent whole: a list only one proxy gets (its own
+// listeners) is not worth a second copy of its bytes.
+type onSecondUse struct {
+	used atomic.Bool
+	once sync.Once
+	enc  []byte
+}
+
+// get returns nil the first time, and encode's result, made once, after.
+func (o *onSecondUse) get(encode func() []byte) []byte {
+	if !o.used.Swap(true) {
+		return nil
+	}
+	o.once.Do(func() { o.enc = encode() })
+	return o.enc
 }

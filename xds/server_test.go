@@ -465,10 +465,7 @@ func TestSotWAndDeltaStreamsAreTrackedApart(t *testing.T) {
 // (as a simple client does) does not deadlock with a server blocked
 // sending it a large response: the server keeps reading requests.
 func TestStreamReadsRequestsWhileSending(t *testing.T) {
-	var clusters []string
-	for i := range 20000 {
-		clusters = append(clusters, fmt.Sprintf("outbound|80||service-%05d.some-namespace.svc.cluster.local", i))
-	}
+	clusters := manyClusters()
 	_, _, conn := startServer(t, clusters...)
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(t.Context())
 	if err != nil {
@@ -477,43 +474,20 @@ func TestStreamReadsRequestsWhileSending(t *testing.T) {
 	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode("my-app-v1.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
 		t.Fatal(err)
 	}
-	// 60 requests of 100 KB each, more than every window and buffer on
-	// the way, before reading anything.
-	names := clusters[:1500]
-	sent := make(chan error, 1)
-	go func() {
-		for range 60 {
-			if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: names}); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
-	select {
-	case err := <-sent:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the proxy's requests were not read while the server was sending it a response: deadlock")
-	}
+	sendWithoutReading(t, func(int) error {
+		return stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: clusters[:1500]})
+	})
 	resp, err := stream.Recv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.GetTypeUrl() != resourcev3.ClusterType || len(resp.GetResources()) != len(clusters) {
-		t.Errorf("first response: %s with %d resources, want %d clusters", resp.GetTypeUrl(), len(resp.GetResources()), len(clusters))
-	}
+	checkAllClusters(t, resp.GetTypeUrl(), len(resp.GetResources()), len(clusters))
 }
 
 // The same for delta streams, whose protocol go-control-plane runs (its
 // delta server reads requests while it sends).
 func TestDeltaStreamReadsRequestsWhileSending(t *testing.T) {
-	var clusters []string
-	for i := range 20000 {
-		clusters = append(clusters, fmt.Sprintf("outbound|80||service-%05d.some-namespace.svc.cluster.local", i))
-	}
+	clusters := manyClusters()
 	_, _, conn := startServer(t, clusters...)
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(t.Context())
 	if err != nil {
@@ -522,11 +496,35 @@ func TestDeltaStreamReadsRequestsWhileSending(t *testing.T) {
 	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode("my-app-v1.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
 		t.Fatal(err)
 	}
+	sendWithoutReading(t, func(i int) error {
+		names := clusters[i*300 : i*300+1500]
+		return stream.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: names})
+	})
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAllClusters(t, resp.GetTypeUrl(), len(resp.GetResources()), len(clusters))
+}
+
+// manyClusters names 20000 clusters: a first response of about 1.6 MB.
+func manyClusters() []string {
+	var clusters []string
+	for i := range 20000 {
+		clusters = append(clusters, fmt.Sprintf("outbound|80||service-%05d.some-namespace.svc.cluster.local", i))
+	}
+	return clusters
+}
+
+// sendWithoutReading sends 60 requests of about 100 KB each, more than
+// every window and buffer on the way, before anything is read, and fails
+// if they cannot all be sent.
+func sendWithoutReading(t *testing.T, send func(i int) error) {
+	t.Helper()
 	sent := make(chan error, 1)
 	go func() {
 		for i := range 60 {
-			names := clusters[i*300 : i*300+1500]
-			if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: names}); err != nil {
+			if err := send(i); err != nil {
 				sent <- err
 				return
 			}
@@ -541,11 +539,12 @@ func TestDeltaStreamReadsRequestsWhileSending(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the proxy's requests were not read while the server was sending it a response: deadlock")
 	}
-	resp, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.GetTypeUrl() != resourcev3.ClusterType || len(resp.GetResources()) != len(clusters) {
-		t.Errorf("first response: %s with %d resources, want %d clusters", resp.GetTypeUrl(), len(resp.GetResources()), len(clusters))
+}
+
+// checkAllClusters checks that a first response sent every cluster.
+func checkAllClusters(t *testing.T, typeURL string, got, want int) {
+	t.Helper()
+	if typeURL != resourcev3.ClusterType || got != want {
+		t.Errorf("first response: %s with %d resources, want %d clusters", typeURL, got, want)
 	}
 }

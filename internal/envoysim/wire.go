@@ -125,29 +125,20 @@ func (c responseCodec) readDelta(data mem.BufferSlice, r *deltaResponse) error {
 	b := buf.ReadOnlyData()
 	r.size = len(b)
 	// DeltaDiscoveryResponse: system_version_info 1, resources 2
-	// (Resource: version 1, resource 2 (Any), name 3), type_url 4, nonce 5,
+	// (Resource: version 1, resource 2, name 3), type_url 4, nonce 5,
 	// removed_resources 6, removed_resource_names 8 (ResourceName: name 1).
 	return eachField(b, func(num protowire.Number, field []byte) error {
 		switch num {
 		case 1:
 			r.version = string(field)
 		case 2:
-			var typeURL string
-			var value, name, version []byte
+			var anyBytes, name, version []byte
 			if err := eachField(field, func(num protowire.Number, f []byte) error {
 				switch num {
 				case 1:
 					version = f
 				case 2:
-					return eachField(f, func(num protowire.Number, a []byte) error {
-						switch num {
-						case 1:
-							typeURL = string(a)
-						case 2:
-							value = a
-						}
-						return nil
-					})
+					anyBytes = f
 				case 3:
 					name = f
 				}
@@ -155,7 +146,11 @@ func (c responseCodec) readDelta(data mem.BufferSlice, r *deltaResponse) error {
 			}); err != nil {
 				return fmt.Errorf("resource %d: %w", len(r.resources), err)
 			}
-			res := deltaResource{decoded: c.decoder.decodeBytes(typeURL, value)}
+			decoded, err := c.decodeAny(anyBytes)
+			if err != nil {
+				return fmt.Errorf("resource %d: %w", len(r.resources), err)
+			}
+			res := deltaResource{decoded: decoded}
 			// The name and version are nearly always the decoded
 			// resource's own, shared by every Envoy that gets it.
 			if string(name) == res.decoded.name {
@@ -194,27 +189,17 @@ func (c responseCodec) read(data mem.BufferSlice, r *sotwResponse) error {
 	defer buf.Free()
 	b := buf.ReadOnlyData()
 	r.size = len(b)
-	// DiscoveryResponse: version_info 1, resources 2 (Any: type_url 1,
-	// value 2), type_url 4, nonce 5.
+	// DiscoveryResponse: version_info 1, resources 2, type_url 4, nonce 5.
 	return eachField(b, func(num protowire.Number, field []byte) error {
 		switch num {
 		case 1:
 			r.version = string(field)
 		case 2:
-			var typeURL string
-			var value []byte
-			if err := eachField(field, func(num protowire.Number, f []byte) error {
-				switch num {
-				case 1:
-					typeURL = string(f)
-				case 2:
-					value = f
-				}
-				return nil
-			}); err != nil {
+			decoded, err := c.decodeAny(field)
+			if err != nil {
 				return fmt.Errorf("resource %d: %w", len(r.resources), err)
 			}
-			r.resources = append(r.resources, c.decoder.decodeBytes(typeURL, value))
+			r.resources = append(r.resources, decoded)
 		case 4:
 			r.typeURL = string(field)
 		case 5:
@@ -222,6 +207,25 @@ func (c responseCodec) read(data mem.BufferSlice, r *sotwResponse) error {
 		}
 		return nil
 	})
+}
+
+// decodeAny decodes an encoded Any (type_url 1, value 2) through the
+// shared decoder.
+func (c responseCodec) decodeAny(b []byte) (*resource, error) {
+	var typeURL string
+	var value []byte
+	if err := eachField(b, func(num protowire.Number, f []byte) error {
+		switch num {
+		case 1:
+			typeURL = string(f)
+		case 2:
+			value = f
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return c.decoder.decodeBytes(typeURL, value), nil
 }
 
 // eachField calls visit with the contents of every length-delimited field
