@@ -108,12 +108,14 @@ func ask(t *testing.T, addr string, creds credentials.TransportCredentials, node
 	return stream.Recv()
 }
 
-// logged reports whether a log line containing all of parts was written
-// (waiting up to 2 s: the server may log after the client saw the error).
-func logged(logs *observer.ObservedLogs, parts ...string) bool {
+// eventually reports whether cond became true within 2 s. The server
+// counts and logs a refused connection on its own goroutine, possibly after
+// the client already saw its error (with TLS 1.3 the client finishes its
+// handshake before the server has checked the client's certificate).
+func eventually(cond func() bool) bool {
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		if loggedNow(logs, parts...) {
+		if cond() {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -121,6 +123,12 @@ func logged(logs *observer.ObservedLogs, parts ...string) bool {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// logged reports whether a log line containing all of parts was written
+// (waiting up to 2 s, see eventually).
+func logged(logs *observer.ObservedLogs, parts ...string) bool {
+	return eventually(func() bool { return loggedNow(logs, parts...) })
 }
 
 func loggedNow(logs *observer.ObservedLogs, parts ...string) bool {
@@ -166,7 +174,7 @@ func TestXDSAuthentication(t *testing.T) {
 		if status.Code(err) != codes.PermissionDenied {
 			t.Fatalf("got %v, want PermissionDenied", err)
 		}
-		if metrics.Refused("identity") < 1 || !logged(logs, "xDS stream refused", "my-app-v1.default", "sa/intruder") {
+		if !eventually(func() bool { return metrics.Refused("identity") >= 1 }) || !logged(logs, "xDS stream refused", "my-app-v1.default", "sa/intruder") {
 			t.Fatal("not counted or not logged")
 		}
 	})
@@ -175,7 +183,7 @@ func TestXDSAuthentication(t *testing.T) {
 		if status.Code(err) != codes.PermissionDenied {
 			t.Fatalf("got %v, want PermissionDenied", err)
 		}
-		if metrics.Refused("secret_name") < 1 || !logged(logs, "not the proxy's own", "my-app-v2-key") {
+		if !eventually(func() bool { return metrics.Refused("secret_name") >= 1 }) || !logged(logs, "not the proxy's own", "my-app-v2-key") {
 			t.Fatal("not counted or not logged")
 		}
 	})
@@ -203,8 +211,12 @@ func TestXDSAuthentication(t *testing.T) {
 	t.Run("no client certificate", func(t *testing.T) {
 		noCert := clientTLS(t, caDir, "my-app", nil)
 		noCert.Certificates = nil
+		before := metrics.Refused("tls_handshake")
 		if _, err := ask(t, addr, credentials.NewTLS(noCert), "client.default", resourcev3.ClusterType); err == nil {
 			t.Fatal("a client without certificate was accepted")
+		}
+		if !eventually(func() bool { return metrics.Refused("tls_handshake") > before }) {
+			t.Fatal("the refused handshake was not counted")
 		}
 	})
 	t.Run("plaintext", func(t *testing.T) {
@@ -212,11 +224,7 @@ func TestXDSAuthentication(t *testing.T) {
 		if _, err := ask(t, addr, insecure.NewCredentials(), "client.default", resourcev3.ClusterType); err == nil {
 			t.Fatal("plaintext xDS was accepted on the TLS port")
 		}
-		deadline := time.Now().Add(2 * time.Second)
-		for metrics.Refused("not_tls") == before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if metrics.Refused("not_tls") == before {
+		if !eventually(func() bool { return metrics.Refused("not_tls") > before }) {
 			t.Fatal("plaintext connection not counted")
 		}
 	})
