@@ -5,9 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"weak"
 
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/log"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
@@ -15,9 +13,8 @@ import (
 // Cache holds the published snapshot of every connected proxy, keyed by
 // node ID, and answers the xDS server's watches from them.
 type Cache struct {
-	mu         sync.Mutex
-	nodes      map[string]*node
-	nextStream atomic.Uint64 // keys of delta stream states (delta.go)
+	mu    sync.Mutex
+	nodes map[string]*node
 }
 
 // node is one proxy's published snapshot. Publishing to one node is
@@ -30,8 +27,7 @@ type node struct {
 	watches   map[int64]*sotwWatch // open state-of-the-world watches (sotw.go)
 	nextWatch int64
 
-	deltas    map[string]weak.Pointer[deltaStream] // every delta stream's state, by key (delta.go)
-	deltaOpen map[*deltaStream]struct{}            // the delta streams with an open watch
+	deltaOpen map[*DeltaState]struct{} // the delta streams with an open watch (delta.go)
 }
 
 // New returns an empty cache. The logger is not used any more: the cache
@@ -39,14 +35,6 @@ type node struct {
 func New(logger log.Logger) *Cache {
 	return &Cache{nodes: map[string]*node{}}
 }
-
-// xdsCache is the go-control-plane cache its delta server answers from
-// (delta.go).
-type xdsCache struct{ c *Cache }
-
-// XDS returns the cache the xDS server answers from: state-of-the-world
-// watches are answered by sotw.go, delta ones by delta.go.
-func (c *Cache) XDS() cachev3.Cache { return xdsCache{c} }
 
 // node returns the state of a node, creating it.
 func (c *Cache) node(nodeID string) *node {
@@ -154,7 +142,7 @@ func (c *Cache) Forget(nodeID string) {
 		n.gone = true
 		n.snap.Store(nil)
 		n.watches = nil
-		n.deltas, n.deltaOpen = nil, nil
+		n.deltaOpen = nil
 		n.mu.Unlock()
 	}
 }

@@ -1,21 +1,31 @@
 package cache
 
-// Delta watches are answered here rather than by go-control-plane's
-// snapshot cache. Its answer compares every resource of the type with what
-// the stream was sent, building a map of every name, for every watch of
-// the node on every change and on every ACK: at 2000 proxies holding 3000
-// endpoint sets each, one endpoint change cost 7.3 s of CPU.
+// Delta streams are answered here. The stream itself is minimesh's own
+// (xds/delta.go); this file keeps what each stream subscribes to and holds,
+// and decides what to send it.
+//
+// A comparison of every resource of the type with what the stream was
+// sent, building a map of every name, for every watch of the node on every
+// change and on every ACK (as go-control-plane's snapshot cache answers),
+// cost 7.3 s of CPU for one endpoint change at 2000 proxies holding 3000
+// endpoint sets each. And go-control-plane's delta stream kept, per stream
+// and type, a map of every name subscribed to: 217 MB at 2000 proxies.
 //
 // Here a stream remembers what it holds as a shared set plus a few
 // exceptions: "every resource of set S, at S's versions, except these
 // names". A stream still holding the proxy's current set costs nothing on
 // an ACK; a stream moving from S to S' looks only at the names that differ
 // between them, and that difference is worked out once for every stream
-// making the same move (setdiff.go). The resources sent are the shared
-// wire forms of wire.go; a response with the whole set shares one slice.
+// making the same move (setdiff.go). The names a stream subscribes to are
+// interned (names.go): every sidecar asking for the same endpoint sets
+// shares one list. The resources sent are the shared wire forms of
+// wire.go; a response with the whole set shares one slice.
 //
-// The protocol is go-control-plane's (pkg/cache/v3/delta.go), which its
-// delta server (pkg/server/delta/v3) drives:
+// The protocol rules (Envoy's xDS protocol, "Incremental xDS"):
+//   - a stream's first request of a type that names nothing subscribes to
+//     every resource ("legacy wildcard") until a request names some; "*"
+//     subscribes to every resource explicitly, and unsubscribing "*" ends
+//     that;
 //   - a wildcard subscription (CDS, LDS) is sent every resource it does not
 //     hold at the current version, and the removal of every name it holds
 //     that is gone; its first request is answered even when empty, so that
@@ -28,50 +38,32 @@ package cache
 //     a resource is not sent again at a version the proxy already has;
 //   - an unsubscribed name stops being held (on a wildcard stream, a name
 //     that was explicitly subscribed is held at no version, so that it is
-//     sent again or removed, as go-control-plane does);
+//     sent again or removed);
 //   - what was sent counts as held whether it was ACKed or NACKed: a NACK
 //     gets nothing until the set changes, so a rejected version is not
 //     resent in a loop.
-//
-// Finding a stream's state again. go-control-plane's server keeps, per
-// stream and type, the map that the last response returned as
-// "GetReturnedResources", and passes it back in the subscription of the next
-// request. Ours carries a single entry, the key of the stream's state in the
-// node's registry, instead of a version for every name. The server also
-// keeps the watch's cancel function until the next request replaces it, and
-// that closure holds the state: so the state lives exactly as long as the
-// stream, and the registry holds it weakly.
 
 import (
-	"context"
-	"runtime"
 	"slices"
-	"strconv"
-	"weak"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
-const (
-	// stateKey is the one name in the map a stream's state is found by: a
-	// NUL byte starts no resource name.
-	stateKey = "\x00minimesh-delta-stream"
-	// notHeld marks, among a stream's exceptions, a name of its base set
-	// that it does not hold. Resource versions are hex.
-	notHeld = "\x00"
-)
+// notHeld marks, among a stream's exceptions, a name of its base set that
+// it does not hold. Resource versions are hex.
+const notHeld = "\x00"
 
-// deltaStream is what one delta stream holds of one type, and its open
-// watch.
-type deltaStream struct {
-	key     string
+// DeltaState is what one delta stream subscribes to and holds of one
+// type, and its open watch. The stream owns it; the cache reads and
+// changes it only under the node's lock (WatchDelta, and the publishing
+// that answers an open watch).
+type DeltaState struct {
 	typeURL string
-	// returned is the map go-control-plane keeps for the stream: only
-	// stateKey. go-control-plane writes unsubscriptions into it.
-	returned map[string]string
+	started bool // the stream's first request of the type was taken in
+
+	// The subscription.
+	wildcard bool   // every resource of the type
+	names    *Names // the names subscribed to explicitly (interned)
 
 	// The stream holds every resource of base at base's version, except
 	// for the names in over: held at that version, or notHeld. A stream
@@ -82,56 +74,54 @@ type deltaStream struct {
 	over map[string]string
 
 	// target is the set the stream was last brought up to date with, and
-	// wildcard whether it subscribed by wildcard then.
-	target   *typeSet
-	wildcard bool
+	// heldWildcard whether it subscribed by wildcard then.
+	target       *typeSet
+	heldWildcard bool
 
 	watch *deltaWatch // open, waiting for a change; nil if none
 }
 
+// NewDeltaState returns the state of a stream that has not yet asked for
+// typeURL.
+func NewDeltaState(typeURL string) *DeltaState { return &DeltaState{typeURL: typeURL} }
+
 // deltaWatch is a delta stream waiting for a change of its type.
 type deltaWatch struct {
-	req *cachev3.DeltaRequest
-	sub cachev3.Subscription
-	out chan cachev3.DeltaResponse
+	mustAnswer bool // the stream's first wildcard request: answered even if empty
+	out        chan<- *DeltaResponse
 }
 
-// errStateLost closes a stream whose state the cache no longer has: only
-// a reconnect (with initial_resource_versions) tells again what it holds.
-var errStateLost = status.Error(codes.Unavailable, "minimesh lost track of this delta stream; reconnect")
-
-// CreateDeltaWatch answers a delta request at once if there is something
-// to send, and otherwise waits for a change.
-func (x xdsCache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, out chan cachev3.DeltaResponse) (func(), error) {
-	n := x.c.node(req.GetNode().GetId())
+// WatchDelta takes in a request of the stream whose state is st, and sends
+// out the response to it at once if there is something to send, or else
+// when the node's configuration changes. The stream cancels the watch before
+// it makes its next request. out must have room for one response per type:
+// a watch sends at most one, and never blocks.
+func (c *Cache) WatchDelta(nodeID string, st *DeltaState, req *discoveryv3.DeltaDiscoveryRequest, out chan<- *DeltaResponse) (cancel func()) {
+	n := c.node(nodeID)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st, err := x.c.deltaStreamOf(n, req, sub)
-	if err != nil {
-		return nil, err
-	}
-	st.apply(req)
+	first := !st.started
+	st.take(req)
+	w := &deltaWatch{mustAnswer: first && st.wildcard, out: out}
 	if s := n.snap.Load(); s != nil {
-		if r := st.update(s.sets[req.GetTypeUrl()], req, sub, requestNames(req)); r != nil {
+		if r := st.update(s.sets[st.typeURL], w.mustAnswer, requestNames(req)); r != nil {
 			out <- r
-			return func() { n.cancelDelta(st, nil) }, nil
+			return func() {}
 		}
 	}
-	w := &deltaWatch{req: req, sub: sub, out: out}
 	st.watch = w
 	if n.deltaOpen == nil {
-		n.deltaOpen = map[*deltaStream]struct{}{}
+		n.deltaOpen = map[*DeltaState]struct{}{}
 	}
 	n.deltaOpen[st] = struct{}{}
-	return func() { n.cancelDelta(st, w) }, nil
+	return func() { n.cancelDelta(st, w) }
 }
 
-// cancelDelta closes a stream's watch w, if still open. (It also keeps st
-// alive as long as the server holds this function: see the top of the file.)
-func (n *node) cancelDelta(st *deltaStream, w *deltaWatch) {
+// cancelDelta closes a stream's watch w, if still open.
+func (n *node) cancelDelta(st *DeltaState, w *deltaWatch) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if w != nil && st.watch == w {
+	if st.watch == w {
 		st.watch = nil
 		delete(n.deltaOpen, st)
 	}
@@ -148,7 +138,7 @@ func (n *node) respondDelta(s *Snapshot) {
 			if st.typeURL != t || w == nil {
 				continue
 			}
-			if r := st.update(s.sets[t], w.req, w.sub, nil); r != nil {
+			if r := st.update(s.sets[t], w.mustAnswer, nil); r != nil {
 				w.out <- r
 				st.watch = nil
 				delete(n.deltaOpen, st)
@@ -157,73 +147,75 @@ func (n *node) respondDelta(s *Snapshot) {
 	}
 }
 
-// deltaStreamOf finds the state of the stream a request comes on, or
-// starts one for a stream's first request of a type.
-func (c *Cache) deltaStreamOf(n *node, req *cachev3.DeltaRequest, sub cachev3.Subscription) (*deltaStream, error) {
-	returned := sub.ReturnedResources()
-	key, found := returned[stateKey]
-	if _, forged := req.GetInitialResourceVersions()[stateKey]; found && !forged {
-		st := n.deltas[key].Value()
-		if st == nil || st.typeURL != req.GetTypeUrl() {
-			return nil, errStateLost
-		}
-		return st, nil
-	}
-	// A stream's first request: what it holds is what go-control-plane
-	// made of the request's initial_resource_versions.
-	st := &deltaStream{
-		key:      strconv.FormatUint(c.nextStream.Add(1), 10),
-		typeURL:  req.GetTypeUrl(),
-		over:     make(map[string]string, len(returned)),
-		wildcard: sub.IsWildcard(),
-	}
-	for name, version := range returned {
-		if name != stateKey {
-			st.over[name] = version
+// take takes in a request's subscriptions and unsubscriptions, and on the
+// stream's first request of the type, the versions it already holds.
+func (st *DeltaState) take(req *discoveryv3.DeltaDiscoveryRequest) {
+	subscribe, unsubscribe := req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe()
+	if !st.started {
+		st.started = true
+		// Legacy wildcard. A later request naming resources keeps the
+		// wildcard (Envoy then also sends "*"); only unsubscribing "*"
+		// ends it.
+		st.wildcard = len(subscribe) == 0
+		for name, version := range req.GetInitialResourceVersions() {
+			if name != "*" {
+				st.over = setOver(st.over, name, version)
+			}
 		}
 	}
-	st.returned = map[string]string{stateKey: st.key}
-	if n.deltas == nil {
-		n.deltas = map[string]weak.Pointer[deltaStream]{}
+	if len(subscribe) == 0 && len(unsubscribe) == 0 {
+		return
 	}
-	n.deltas[st.key] = weak.Make(st)
-	runtime.AddCleanup(st, n.forgetDelta, st.key)
-	return st, nil
-}
-
-// forgetDelta drops the registry entry of a stream that has gone.
-func (n *node) forgetDelta(key string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.deltas[key].Value() == nil {
-		delete(n.deltas, key)
-	}
-}
-
-// apply takes in a request's unsubscriptions. go-control-plane has
-// already applied them to its subscription, and to the map it keeps for
-// the stream: there it sets to "" the names that are still to be sent or
-// removed, and deletes the others, which are no longer held.
-func (st *deltaStream) apply(req *cachev3.DeltaRequest) {
-	for _, name := range req.GetResourceNamesUnsubscribe() {
+	// The subscribed names as a new list, only if they change: Envoy's
+	// first EDS request names every cluster, and every sidecar's list is
+	// then the same shared one.
+	var adds []string
+	for _, name := range subscribe {
 		if name == "*" {
+			st.wildcard = true
+		} else if !st.names.Has(name) {
+			adds = append(adds, name)
+		}
+	}
+	var drops map[string]bool
+	for _, name := range unsubscribe {
+		if name == "*" {
+			st.wildcard = false
 			continue
 		}
-		if v, ok := st.returned[name]; ok && v == "" {
-			st.hold(name, "")
+		if st.names.Has(name) && st.wildcard {
+			st.hold(name, "") // still wanted through the wildcard: sent again
 		} else {
 			st.drop(name)
 		}
-	}
-	for name := range st.returned {
-		if name != stateKey {
-			delete(st.returned, name)
+		if st.names.Has(name) {
+			if drops == nil {
+				drops = map[string]bool{}
+			}
+			drops[name] = true
 		}
 	}
+	if len(adds) == 0 && len(drops) == 0 {
+		return
+	}
+	if st.names.Len() == 0 && len(drops) == 0 && len(adds) == len(subscribe) {
+		st.names = InternNames(subscribe) // interned already if it came off the wire (xds/codec.go)
+		return
+	}
+	list := make([]string, 0, st.names.Len()+len(adds))
+	for _, name := range st.names.List() {
+		if !drops[name] {
+			list = append(list, name)
+		}
+	}
+	st.names = InternNames(append(list, adds...))
 }
 
+// subscribes reports whether the stream subscribes to name explicitly.
+func (st *DeltaState) subscribes(name string) bool { return st.names.Has(name) }
+
 // held returns the version of a resource that the stream holds.
-func (st *deltaStream) held(name string) (string, bool) {
+func (st *DeltaState) held(name string) (string, bool) {
 	if v, ok := st.over[name]; ok {
 		return v, v != notHeld
 	}
@@ -235,7 +227,7 @@ func (st *deltaStream) held(name string) (string, bool) {
 }
 
 // hold records that the stream holds a version of a resource.
-func (st *deltaStream) hold(name, version string) {
+func (st *DeltaState) hold(name, version string) {
 	if st.base != nil && st.base.versions[name] == version && version != "" {
 		delete(st.over, name)
 		return
@@ -247,7 +239,7 @@ func (st *deltaStream) hold(name, version string) {
 }
 
 // drop records that the stream does not hold a resource.
-func (st *deltaStream) drop(name string) {
+func (st *DeltaState) drop(name string) {
 	if st.base != nil {
 		if _, ok := st.base.versions[name]; ok {
 			if st.over == nil {
@@ -262,7 +254,7 @@ func (st *deltaStream) drop(name string) {
 
 // requestNames are the names a request subscribes to or unsubscribes
 // from: they are looked at even if the set did not change.
-func requestNames(req *cachev3.DeltaRequest) []string {
+func requestNames(req *discoveryv3.DeltaDiscoveryRequest) []string {
 	sub, unsub := req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe()
 	if len(unsub) == 0 {
 		return sub
@@ -271,33 +263,34 @@ func requestNames(req *cachev3.DeltaRequest) []string {
 }
 
 // update brings the stream up to date with set t and returns the response
-// to send, or nil if there is nothing to send. asked are the names the
-// request being answered subscribed to or unsubscribed from.
-func (st *deltaStream) update(t *typeSet, req *cachev3.DeltaRequest, sub cachev3.Subscription, asked []string) *deltaResponse {
+// to send, or nil if there is nothing to send. mustAnswer asks for a
+// response even if empty (Envoy waits for the answer to its first wildcard
+// request to finish initializing); asked are the names the request being
+// answered subscribed to or unsubscribed from.
+func (st *DeltaState) update(t *typeSet, mustAnswer bool, asked []string) *DeltaResponse {
 	if t == nil {
-		t = emptySet(req.GetTypeUrl())
+		t = emptySet(st.typeURL)
 	}
-	wildcard := sub.IsWildcard()
-	mustAnswer := wildcard && req.GetResponseNonce() == "" // go-control-plane: Envoy waits for it
+	wildcard := st.wildcard
 	if st.target != nil && st.target != t && st.target.version == t.version {
 		st.rebase(t) // the same resources, in a set built anew
 	}
-	if st.target == t && st.wildcard == wildcard && len(asked) == 0 {
+	if st.target == t && st.heldWildcard == wildcard && len(asked) == 0 {
 		if mustAnswer {
-			return st.response(req, t, nil, nil)
+			return st.response(t, nil, nil)
 		}
 		return nil
 	}
-	if st.target == nil && len(st.over) == 0 && len(t.order) > 0 && (wildcard || subscribesAll(t, sub)) {
+	if st.target == nil && len(st.over) == 0 && len(t.order) > 0 && (wildcard || subscribesAll(t, st.names)) {
 		// A new stream that holds nothing and wants everything (Envoy's
 		// first CDS, LDS and EDS requests): the whole set, shared.
-		st.base, st.over, st.target, st.wildcard = t, nil, t, wildcard
-		return st.response(req, t, t.order, nil)
+		st.base, st.over, st.target, st.heldWildcard = t, nil, t, wildcard
+		return st.response(t, t.order, nil)
 	}
 	var send, removed, unwanted []string
-	all := st.eachNameToCompare(t, sub, wildcard, asked, func(name string) {
+	all := st.eachNameToCompare(t, wildcard, asked, func(name string) {
 		version, inSet := t.versions[name]
-		wanted := wildcard || subscribed(sub, name)
+		wanted := wildcard || st.subscribes(name)
 		hv, held := st.held(name)
 		switch {
 		case inSet && !wanted:
@@ -308,11 +301,11 @@ func (st *deltaStream) update(t *typeSet, req *cachev3.DeltaRequest, sub cachev3
 			removed = append(removed, name)
 		}
 	})
-	st.settle(t, sub, wildcard, unwanted, all)
+	st.settle(t, wildcard, unwanted, all)
 	if len(send) == 0 && len(removed) == 0 && !mustAnswer {
 		return nil
 	}
-	return st.response(req, t, send, removed)
+	return st.response(t, send, removed)
 }
 
 // eachNameToCompare calls visit once for every name whose state may differ
@@ -321,10 +314,10 @@ func (st *deltaStream) update(t *typeSet, req *cachev3.DeltaRequest, sub cachev3
 // its request asked about. A stream without a base set looks at the names
 // it subscribes to; a new stream, or one whose subscription changed
 // between wildcard and named, at every name (and all is then true).
-func (st *deltaStream) eachNameToCompare(t *typeSet, sub cachev3.Subscription, wildcard bool, asked []string, visit func(string)) (all bool) {
-	subscribedNames := sub.SubscribedResources()
+func (st *DeltaState) eachNameToCompare(t *typeSet, wildcard bool, asked []string, visit func(string)) (all bool) {
+	subscribedNames := st.names.members()
 	switch {
-	case st.target != nil && st.wildcard == wildcard && st.base != nil:
+	case st.target != nil && st.heldWildcard == wildcard && st.base != nil:
 		seen := make(map[string]struct{}, len(st.over)+len(asked))
 		once := func(n string) {
 			if _, dup := seen[n]; !dup && n != "*" {
@@ -348,7 +341,7 @@ func (st *deltaStream) eachNameToCompare(t *typeSet, sub cachev3.Subscription, w
 			once(n)
 		}
 		return false
-	case !wildcard && !st.wildcard: // no base: holds only what over says
+	case !wildcard && !st.heldWildcard: // no base: holds only what over says
 		for n := range subscribedNames {
 			visit(n)
 		}
@@ -403,8 +396,8 @@ func (st *deltaStream) eachNameToCompare(t *typeSet, sub cachev3.Subscription, w
 // A named stream that wants most of t keeps t as its base with the names
 // it does not want as exceptions; one that wants few of them lists what
 // it holds instead, so that it costs memory in proportion to what it asks.
-func (st *deltaStream) settle(t *typeSet, sub cachev3.Subscription, wildcard bool, unwanted []string, all bool) {
-	st.target, st.wildcard = t, wildcard
+func (st *DeltaState) settle(t *typeSet, wildcard bool, unwanted []string, all bool) {
+	st.target, st.heldWildcard = t, wildcard
 	if wildcard {
 		st.base, st.over = t, nil
 		return
@@ -419,7 +412,7 @@ func (st *deltaStream) settle(t *typeSet, sub cachev3.Subscription, wildcard boo
 		}
 	}
 	wanted := 0
-	for n := range sub.SubscribedResources() {
+	for n := range st.names.members() {
 		if _, ok := t.versions[n]; ok {
 			wanted++
 		}
@@ -429,13 +422,13 @@ func (st *deltaStream) settle(t *typeSet, sub cachev3.Subscription, wildcard boo
 		// Wants most of t after all: share it.
 		st.base = t
 		for _, n := range t.order {
-			if !subscribed(sub, n) {
+			if !st.subscribes(n) {
 				st.over = setOver(st.over, n, notHeld)
 			}
 		}
 		return
 	}
-	for n := range sub.SubscribedResources() {
+	for n := range st.names.members() {
 		if v, ok := t.versions[n]; ok {
 			st.over = setOver(st.over, n, v)
 		}
@@ -444,7 +437,7 @@ func (st *deltaStream) settle(t *typeSet, sub cachev3.Subscription, wildcard boo
 
 // rebase moves the stream onto a set with the same resources as its
 // target, so that the older set can be freed.
-func (st *deltaStream) rebase(t *typeSet) {
+func (st *DeltaState) rebase(t *typeSet) {
 	if st.base != nil {
 		st.base = t
 	}
@@ -459,11 +452,6 @@ func setOver(m map[string]string, name, version string) map[string]string {
 	return m
 }
 
-func subscribed(sub cachev3.Subscription, name string) bool {
-	_, ok := sub.SubscribedResources()[name]
-	return ok
-}
-
 // emptySet stands for a type the proxy has nothing of.
 func emptySet(typeURL string) *typeSet {
 	return &typeSet{typeURL: typeURL, version: "", versions: map[string]string{}, resources: nil}
@@ -471,8 +459,8 @@ func emptySet(typeURL string) *typeSet {
 
 // response is a delta response sending the named resources of t and
 // removing others. Sending the whole set shares its slice.
-func (st *deltaStream) response(req *cachev3.DeltaRequest, t *typeSet, send, removed []string) *deltaResponse {
-	r := &deltaResponse{req: req, version: t.version, removed: removed, returned: st.returned}
+func (st *DeltaState) response(t *typeSet, send, removed []string) *DeltaResponse {
+	r := &DeltaResponse{TypeURL: st.typeURL, Version: t.version, removed: removed}
 	if len(send) == len(t.order) && len(send) > 0 { // send has no duplicates
 		r.resources, r.encoded = t.deltaResources()
 		return r
@@ -499,48 +487,41 @@ func (s *typeSet) deltaResources() ([]*discoveryv3.Resource, []byte) {
 	return s.deltaAll, s.deltaEncoding.get(func() []byte { return encodeResources(s.deltaAll) })
 }
 
-// deltaResponse is one delta response.
-type deltaResponse struct {
-	req       *cachev3.DeltaRequest
-	version   string
+// DeltaResponse is one delta response.
+type DeltaResponse struct {
+	TypeURL, Version string
+
 	resources []*discoveryv3.Resource // shared with other responses: read only
 	encoded   []byte                  // resources encoded, when they are the whole set (wire.go)
 	removed   []string
-	returned  map[string]string // the stream's key (see the top of the file)
 }
 
-func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discoveryv3.DeltaDiscoveryResponse, error) {
-	// A new message each time: the server sets its nonce.
+// Len is the number of resources the response sends.
+func (r *DeltaResponse) Len() int { return len(r.resources) }
+
+// Message is the response to send, without its nonce. Each call returns a
+// new message, so the caller may set the nonce.
+func (r *DeltaResponse) Message() *discoveryv3.DeltaDiscoveryResponse {
 	out := &discoveryv3.DeltaDiscoveryResponse{
-		SystemVersionInfo: r.version,
+		SystemVersionInfo: r.Version,
 		RemovedResources:  r.removed,
-		TypeUrl:           r.req.GetTypeUrl(),
+		TypeUrl:           r.TypeURL,
 	}
 	if r.encoded != nil {
-		return withEncodedResources(out, r.encoded), nil
+		return withEncodedResources(out, r.encoded)
 	}
 	out.Resources = r.resources
-	return out, nil
+	return out
 }
-
-func (r *deltaResponse) GetDeltaRequest() *discoveryv3.DeltaDiscoveryRequest { return r.req }
-func (r *deltaResponse) GetSystemVersion() (string, error)                   { return r.version, nil }
-func (r *deltaResponse) GetResponseVersion() string                          { return r.version }
-func (r *deltaResponse) GetNextVersionMap() map[string]string                { return r.returned }
-func (r *deltaResponse) GetReturnedResources() map[string]string             { return r.returned }
-func (r *deltaResponse) GetContext() context.Context                         { return context.Background() }
-
-var _ cachev3.DeltaResponse = (*deltaResponse)(nil)
 
 // subscribesAll reports whether a named subscription covers the whole set
 // (an Envoy sidecar's endpoints: it asks for every EDS cluster by name).
-func subscribesAll(set *typeSet, sub cachev3.Subscription) bool {
-	subscribed := sub.SubscribedResources()
-	if len(subscribed) < len(set.order) {
+func subscribesAll(set *typeSet, names *Names) bool {
+	if names.Len() < len(set.order) {
 		return false
 	}
 	for _, name := range set.order {
-		if _, ok := subscribed[name]; !ok {
+		if !names.Has(name) {
 			return false
 		}
 	}

@@ -3,15 +3,14 @@ package cache
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 )
 
 // endpointSets is n ClusterLoadAssignments, one run shared by every proxy;
@@ -39,7 +38,8 @@ func endpointSets(n, changed int, extra string) (map[string][]types.Resource, ma
 }
 
 // A stream that holds its proxy's whole set keeps no map of names of its
-// own, and moving to a set that differs in one resource compares one name,
+// own (its subscription is the one interned list that every proxy asking
+// for the same names shares), and moving to a set that differs in one resource compares one name,
 // the difference being worked out once for every proxy making that move.
 func TestDeltaStreamCostFollowsWhatChanged(t *testing.T) {
 	const n = 3000
@@ -65,34 +65,29 @@ func TestDeltaStreamCostFollowsWhatChanged(t *testing.T) {
 	names = append(names, first.sets[resourcev3.EndpointType].order...)
 
 	type proxy struct {
-		st  *deltaStream
-		out chan cachev3.DeltaResponse
+		st  *DeltaState
+		out chan *DeltaResponse
 	}
 	var proxies []proxy
 	for _, id := range nodes {
 		node := &corev3.Node{Id: id}
-		out := make(chan cachev3.DeltaResponse, 10)
-		req := &discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: names}
-		sub := stream.NewDeltaSubscription(names, nil, nil, true)
-		if _, err := c.XDS().CreateDeltaWatch(req, sub, out); err != nil {
-			t.Fatal(err)
-		}
+		out := make(chan *DeltaResponse, 10)
+		// Each proxy's request is a list of its own: the stream keeps
+		// the one interned list.
+		req := &discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: slices.Clone(names)}
+		st := NewDeltaState(resourcev3.EndpointType)
+		c.WatchDelta(id, st, req, out)
 		resp := <-out
-		if got := len(resp.(*deltaResponse).resources); got != n {
+		if got := len(resp.resources); got != n {
 			t.Fatalf("%s: first response has %d resources, want %d", id, got, n)
 		}
-		sub.SetReturnedResources(resp.GetReturnedResources()) // as the server does
 		ack := &discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResponseNonce: "1"}
-		if _, err := c.XDS().CreateDeltaWatch(ack, sub, out); err != nil {
-			t.Fatal(err)
-		}
-		nd := c.node(id)
-		st := nd.deltas[resp.GetReturnedResources()[stateKey]].Value()
-		if st == nil || st.base != first.sets[resourcev3.EndpointType] || st.over != nil || st.watch == nil {
+		c.WatchDelta(id, st, ack, out)
+		if st.base != first.sets[resourcev3.EndpointType] || st.over != nil || st.watch == nil {
 			t.Fatalf("%s: stream state after the ACK: %+v; want the proxy's set as base, no exceptions, a watch open", id, st)
 		}
-		if len(resp.GetReturnedResources()) != 1 {
-			t.Errorf("%s: the map go-control-plane keeps for the stream has %d entries, want 1", id, len(resp.GetReturnedResources()))
+		if len(proxies) > 0 && proxies[0].st.names != st.names {
+			t.Errorf("%s: subscribes to the same names as %s, but through a list of its own", id, nodes[0])
 		}
 		proxies = append(proxies, proxy{st, out})
 	}
@@ -100,7 +95,7 @@ func TestDeltaStreamCostFollowsWhatChanged(t *testing.T) {
 	second := publishAll("10.1.0.3")
 	set := second.sets[resourcev3.EndpointType]
 	for i, p := range proxies {
-		resp := (<-p.out).(*deltaResponse)
+		resp := <-p.out
 		if len(resp.resources) != 1 || resp.resources[0].GetName() != names[42] {
 			t.Errorf("%s: sent %d resources, want only %s", nodes[i], len(resp.resources), names[42])
 		}

@@ -1,8 +1,8 @@
 package cache_test
 
-// The delta responder is tested through go-control-plane's own ADS server
-// (the one minimesh runs), over an in-memory connection, with a client
-// that speaks delta xDS the way Envoy does: each test is a conversation.
+// The delta responder is tested through minimesh's ADS server, over an
+// in-memory connection, with a client that speaks delta xDS the way Envoy
+// does: each test is a conversation.
 
 import (
 	"context"
@@ -12,26 +12,27 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"go.uber.org/zap"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/minimesh/minimesh/cache"
+	"github.com/minimesh/minimesh/xds"
 )
 
-// serveDelta runs go-control-plane's ADS server answering from c and
-// returns a connection to it.
+// serveDelta runs minimesh's ADS server answering from c and returns a
+// connection to it. The tests publish the snapshots themselves.
 func serveDelta(t *testing.T, c *cache.Cache) *grpc.ClientConn {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	g := grpc.NewServer()
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, serverv3.NewServer(ctx, c.XDS(), serverv3.CallbackFuncs{}))
+	g := xds.NewServer(c, publishedByTest{}, nil, zap.NewNop(), xds.Options{})
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = g.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufconn",
@@ -43,10 +44,18 @@ func serveDelta(t *testing.T, c *cache.Cache) *grpc.ClientConn {
 	t.Cleanup(func() {
 		conn.Close()
 		g.Stop()
-		cancel()
 	})
 	return conn
 }
+
+// publishedByTest are the server's hooks: every proxy is let in, and the
+// test publishes its configuration.
+type publishedByTest struct{}
+
+func (publishedByTest) Authorize(*corev3.Node, xds.Peer) error { return nil }
+func (publishedByTest) Connect(*corev3.Node) error             { return nil }
+func (publishedByTest) Listeners(*corev3.Node, []string)       {}
+func (publishedByTest) Disconnect(string)                      {}
 
 // deltaEnvoy is one delta ADS stream of a proxy.
 type deltaEnvoy struct {
@@ -427,5 +436,45 @@ func TestDeltaOneEndpointChangeOfThousands(t *testing.T) {
 	}
 	for _, e := range envoys {
 		e.quiet("after the endpoint change")
+	}
+}
+
+// A wildcard stream that names resources too keeps getting every resource
+// until it unsubscribes from "*"; from then on, only what it names.
+func TestDeltaWildcardEnds(t *testing.T) {
+	c := cache.New(nil)
+	rs := valid()
+	publish(t, c, "p.default", rs)
+	e := openDelta(t, serveDelta(t, c), "p.default")
+	cds := resourcev3.ClusterType
+
+	e.ask(cds, nil, nil, nil) // legacy wildcard
+	r := e.next(cds)
+	if len(namesOf(r)) != len(rs[cds]) {
+		t.Fatalf("legacy wildcard: got %v, want every cluster", namesOf(r))
+	}
+	e.ack(r)
+	e.ask(cds, []string{"*", v1Cluster}, nil, nil)
+	e.quiet("naming a cluster the stream holds")
+
+	changed := func(name string) *clusterv3.Cluster {
+		cl := edsCluster(name, "")
+		cl.ConnectTimeout = durationpb.New(7 * time.Second)
+		return cl
+	}
+	rs.replace(t, cds, v2Cluster, changed(v2Cluster))
+	publish(t, c, "p.default", rs)
+	if r = e.next(cds); !slices.Equal(namesOf(r), []string{v2Cluster}) {
+		t.Fatalf("wildcard and named, %s changed: got %v, want it", v2Cluster, namesOf(r))
+	}
+	e.ack(r)
+
+	e.ask(cds, nil, []string{"*"}, nil)
+	e.quiet("ending the wildcard")
+	rs.replace(t, cds, v2Cluster, edsCluster(v2Cluster, ""))
+	rs.replace(t, cds, v1Cluster, changed(v1Cluster))
+	publish(t, c, "p.default", rs)
+	if r = e.next(cds); !slices.Equal(namesOf(r), []string{v1Cluster}) || len(r.GetRemovedResources()) != 0 {
+		t.Fatalf("named only, both changed: got %v, removed %v; want only %s", namesOf(r), r.GetRemovedResources(), v1Cluster)
 	}
 }

@@ -116,9 +116,8 @@ func (m *Memo) encode(r types.Resource) *encoded {
 		if e.err != nil {
 			return
 		}
-		// One copy of the name for every set, response and stream:
-		// the xDS server's requests name resources by the same
-		// canonical strings (xds.internNames) while the handle lives.
+		// One copy of the name for every set and response, while
+		// the handle lives.
 		e.name = unique.Make(e.wire.Name)
 		e.wire.Name = e.name.Value()
 		// A new message with the content of one seen before (the

@@ -45,6 +45,14 @@ func (n *Names) Len() int {
 	return len(n.set)
 }
 
+// members is the set of names, nil for nil: read only.
+func (n *Names) members() map[string]struct{} {
+	if n == nil {
+		return nil
+	}
+	return n.set
+}
+
 // List is the names in the order given. It is shared: read only.
 func (n *Names) List() []string {
 	if n == nil {

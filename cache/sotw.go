@@ -36,14 +36,11 @@ package cache
 // resource list, shared by every response that sends it whole.
 
 import (
-	"context"
-	"errors"
 	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -407,20 +404,3 @@ func (s *typeSet) getVersion() string {
 	}
 	return s.version
 }
-
-// errSotwElsewhere answers go-control-plane's own state-of-the-world entry
-// points, which minimesh does not use: its xDS server runs its own
-// state-of-the-world streams on WatchSotw, and refuses one-off fetches.
-var errSotwElsewhere = errors.New("minimesh serves state-of-the-world xDS through its own ADS stream (Cache.WatchSotw)")
-
-// CreateWatch is not used: see errSotwElsewhere.
-func (x xdsCache) CreateWatch(*cachev3.Request, cachev3.Subscription, chan cachev3.Response) (func(), error) {
-	return nil, errSotwElsewhere
-}
-
-// Fetch is not used: see errSotwElsewhere.
-func (x xdsCache) Fetch(context.Context, *cachev3.Request) (cachev3.Response, error) {
-	return nil, errSotwElsewhere
-}
-
-var _ cachev3.Cache = xdsCache{}

@@ -128,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 			return nil, err
 		}
 	}
-	srv := xds.NewServer(ctx, c, r, xds.NewMetrics(cfg.Registry), cfg.Log.Named("xds"), xo)
+	srv := xds.NewServer(c, r, xds.NewMetrics(cfg.Registry), cfg.Log.Named("xds"), xo)
 	if cfg.Registry != nil {
 		r.registerMetrics(cfg.Registry)
 	}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"sort"
 	"sync"
-	"unique"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"go.uber.org/zap"
 )
 
@@ -32,7 +30,7 @@ type Hooks interface {
 	Disconnect(nodeID string)
 }
 
-// callbacks implements go-control-plane's server callbacks: it tracks
+// callbacks is what the streams (sotw.go, delta.go) report to: it tracks
 // streams, ACKs and NACKs, and calls the hooks.
 type callbacks struct {
 	hooks   Hooks
@@ -86,8 +84,8 @@ func (l *nodeLocks) lock(id string) (unlock func()) {
 	}
 }
 
-// streamKey identifies a stream. go-control-plane numbers state-of-the-world
-// and delta streams separately, so the same number can be both.
+// streamKey identifies a stream. State-of-the-world and delta streams are
+// numbered separately, so the same number can be both.
 type streamKey struct {
 	delta bool
 	id    int64
@@ -98,8 +96,6 @@ type streamState struct {
 	node      *corev3.Node
 	listeners map[string]bool // LDS names this stream subscribes to
 }
-
-var _ serverv3.Callbacks = (*callbacks)(nil)
 
 func newCallbacks(hooks Hooks, tracker *Tracker, metrics *Metrics, log *zap.Logger, secrets []string) *callbacks {
 	c := &callbacks{hooks: hooks, tracker: tracker, metrics: metrics, log: log,
@@ -273,16 +269,16 @@ func (c *callbacks) checkSecrets(node *corev3.Node, typeURL string, names []stri
 	return nil
 }
 
-func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
+// deltaRequest vets a delta request and records the ACK or NACK it
+// carries, if it answers the stream's last response of its type (reply),
+// which had version. Delta requests carry no version of their own.
+func (c *callbacks) deltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest, version string, reply bool) error {
 	st, err := c.stream(streamKey{delta: true, id: id}, req.GetNode())
 	if err != nil {
 		return err
 	}
-	// Delta requests carry no version: an ACK or NACK refers to the
-	// response by nonce, and the tracker knows which version that was.
-	if nonce := req.GetResponseNonce(); nonce != "" {
-		version, _ := c.tracker.rejectedVersion(st.node.GetId(), req.GetTypeUrl(), nonce)
-		c.request(st.node, req.GetTypeUrl(), version, nonce, req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	if reply {
+		c.request(st.node, req.GetTypeUrl(), version, req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	}
 	if err := c.checkSecrets(st.node, req.GetTypeUrl(), req.GetResourceNamesSubscribe()); err != nil {
 		return err
@@ -290,21 +286,7 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscove
 	if req.GetTypeUrl() == resourcev3.ListenerType {
 		c.setListeners(st, req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe(), false)
 	}
-	internNames(req.GetResourceNamesSubscribe())
 	return nil
-}
-
-// internNames replaces each name by its one shared copy. go-control-plane
-// keeps every name a delta stream subscribes to for the stream's life, as
-// the keys of a map; these callbacks run before it reads the request. Every
-// sidecar names the same 3000 endpoint sets at 1000 services: without this,
-// 2000 proxies held 330 MB of copies of the same strings. The cache keeps
-// the canonical copy of every resource name it serves alive (cache.Memo);
-// other names are copied and freed as usual.
-func internNames(names []string) {
-	for i, n := range names {
-		names[i] = unique.Make(n).Value()
-	}
 }
 
 // request records an ACK or a NACK. A NACK is logged once per version and
@@ -386,7 +368,7 @@ func (c *callbacks) OnStreamResponse(ctx context.Context, id int64, req *discove
 	c.sent(streamKey{id: id}, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce())
 }
 
-func (c *callbacks) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+func (c *callbacks) OnStreamDeltaResponse(id int64, resp *discoveryv3.DeltaDiscoveryResponse) {
 	c.sent(streamKey{delta: true, id: id}, resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce())
 }
 
@@ -402,11 +384,4 @@ func (c *callbacks) sent(id streamKey, typeURL, version, nonce string) {
 	c.metrics.push(typeURL)
 	c.log.Debug("pushed", zap.String("proxy", st.node.GetId()), zap.String("type", typeURL),
 		zap.String("version", version), zap.String("nonce", nonce))
-}
-
-func (c *callbacks) OnFetchRequest(ctx context.Context, req *discoveryv3.DiscoveryRequest) error {
-	return errFetchUnsupported
-}
-
-func (c *callbacks) OnFetchResponse(req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
 }

@@ -190,3 +190,41 @@ func TestCodecInternsRequestNames(t *testing.T) {
 		t.Error("a resource name that is not UTF-8 was accepted")
 	}
 }
+
+// A delta request decodes as with proto.Unmarshal, the names it
+// subscribes to shared with every request subscribing to the same list;
+// the names it unsubscribes from are its own.
+func TestCodecInternsDeltaSubscriptions(t *testing.T) {
+	codec := newSharedBytesCodec()
+	decode := func(m *discoveryv3.DeltaDiscoveryRequest) *discoveryv3.DeltaDiscoveryRequest {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &discoveryv3.DeltaDiscoveryRequest{}
+		if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	names := []string{"outbound|80|v1|a.default.svc.cluster.local", "outbound|80|v2|a.default.svc.cluster.local"}
+	req := &discoveryv3.DeltaDiscoveryRequest{
+		Node:                     &corev3.Node{Id: "my-app-v1.default"},
+		TypeUrl:                  resourcev3.EndpointType,
+		ResourceNamesSubscribe:   names,
+		ResourceNamesUnsubscribe: []string{"gone"},
+		InitialResourceVersions:  map[string]string{"outbound|80|v1|a.default.svc.cluster.local": "abc"},
+		ResponseNonce:            "7",
+	}
+	first := decode(req)
+	if !proto.Equal(first, req) {
+		t.Fatalf("decoded %v, want %v", first, req)
+	}
+	second := decode(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: slices.Clone(names)})
+	if unsafe.SliceData(first.GetResourceNamesSubscribe()) != unsafe.SliceData(second.GetResourceNamesSubscribe()) {
+		t.Errorf("two delta requests subscribing to the same list got two copies of it")
+	}
+	if bad := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), []byte{0xff}); codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &discoveryv3.DeltaDiscoveryRequest{}) == nil {
+		t.Error("a subscribed name that is not UTF-8 was accepted")
+	}
+}

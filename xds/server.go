@@ -9,7 +9,6 @@
 package xds
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -18,7 +17,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,10 +27,7 @@ import (
 	"github.com/minimesh/minimesh/cache"
 )
 
-var (
-	errNoNodeID         = status.Error(codes.InvalidArgument, "the first request of a stream must carry a node with an id (\"<workload>.<namespace>\")")
-	errFetchUnsupported = status.Error(codes.Unimplemented, "minimesh serves xDS over streams (ADS) only")
-)
+var errNoNodeID = status.Error(codes.InvalidArgument, "the first request of a stream must carry a node with an id (\"<workload>.<namespace>\")")
 
 // Options tune the gRPC server.
 type Options struct {
@@ -58,7 +53,7 @@ type Server struct {
 }
 
 // NewServer returns a server answering from c and reporting to hooks.
-func NewServer(ctx context.Context, c *cache.Cache, hooks Hooks, metrics *Metrics, log *zap.Logger, o Options) *Server {
+func NewServer(c *cache.Cache, hooks Hooks, metrics *Metrics, log *zap.Logger, o Options) *Server {
 	if o.MaxConcurrentStreams == 0 {
 		o.MaxConcurrentStreams = 100000
 	}
@@ -74,8 +69,8 @@ func NewServer(ctx context.Context, c *cache.Cache, hooks Hooks, metrics *Metric
 	tracker := NewTracker()
 	cb := newCallbacks(hooks, tracker, metrics, log, o.Secrets)
 	ads := adsServer{
-		Server: serverv3.NewServer(ctx, c.XDS(), cb), // delta streams
-		sotw:   &sotwServer{cache: c, callbacks: cb, tracker: tracker},
+		sotw:  &sotwServer{cache: c, callbacks: cb, tracker: tracker},
+		delta: &deltaServer{cache: c, callbacks: cb},
 	}
 
 	opts := []grpc.ServerOption{
@@ -95,15 +90,20 @@ func NewServer(ctx context.Context, c *cache.Cache, hooks Hooks, metrics *Metric
 	return &Server{grpc: g, Tracker: tracker, Metrics: metrics, log: log}
 }
 
-// adsServer is go-control-plane's server for delta streams, and minimesh's
-// own for state-of-the-world ones (sotw.go).
+// adsServer is the Aggregated Discovery Service: state-of-the-world
+// streams (sotw.go) and delta streams (delta.go).
 type adsServer struct {
-	serverv3.Server
-	sotw *sotwServer
+	discoveryv3.UnimplementedAggregatedDiscoveryServiceServer
+	sotw  *sotwServer
+	delta *deltaServer
 }
 
 func (a adsServer) StreamAggregatedResources(s discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
 	return a.sotw.serve(s)
+}
+
+func (a adsServer) DeltaAggregatedResources(s discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
+	return a.delta.serve(s)
 }
 
 // Serve accepts connections on lis until Stop.

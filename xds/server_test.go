@@ -99,8 +99,7 @@ func startServer(t *testing.T, clusters ...string) (*Server, *fakeHooks, *grpc.C
 	t.Helper()
 	c := cache.New(nil)
 	hooks := &fakeHooks{t: t, cache: c, clusters: clusters, listeners: map[string][]string{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := NewServer(ctx, c, hooks, nil, testlog.New(t), Options{})
+	srv := NewServer(c, hooks, nil, testlog.New(t), Options{})
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufconn",
@@ -112,7 +111,6 @@ func startServer(t *testing.T, clusters ...string) (*Server, *fakeHooks, *grpc.C
 	t.Cleanup(func() {
 		conn.Close()
 		srv.Stop()
-		cancel()
 	})
 	return srv, hooks, conn
 }
@@ -366,6 +364,12 @@ func TestDeltaSendsOnlyWhatChanged(t *testing.T) {
 		ts := p.Types[resourcev3.ClusterType]
 		return ts != nil && ts.LastNACK != nil && ts.LastNACK.Message == "no"
 	})
+	// Delta requests carry no version: the rejected one is the stream's
+	// last response's, found by its nonce.
+	if p, _ := srv.Tracker.Proxy("p1.default"); p.Types[resourcev3.ClusterType].LastNACK.Version != second.GetSystemVersionInfo() {
+		t.Errorf("NACK recorded for version %q, want the rejected response's %q",
+			p.Types[resourcev3.ClusterType].LastNACK.Version, second.GetSystemVersionInfo())
+	}
 	got := make(chan struct{})
 	go func() {
 		if _, err := stream.Recv(); err == nil {
@@ -424,8 +428,8 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// TestSotWAndDeltaStreamsAreTrackedApart: go-control-plane numbers SotW and
-// delta streams separately; stream 1 of each must be two proxies.
+// TestSotWAndDeltaStreamsAreTrackedApart: SotW and delta streams are
+// numbered separately; stream 1 of each must be two proxies.
 func TestSotWAndDeltaStreamsAreTrackedApart(t *testing.T) {
 	_, hooks, conn := startServer(t, "a")
 	client := sotwclient.NewADSClient(context.Background(), envoyNode("sotw.default"), resourcev3.ClusterType)

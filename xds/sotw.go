@@ -1,7 +1,7 @@
 package xds
 
-// minimesh runs its state-of-the-world ADS streams itself; delta streams
-// stay with go-control-plane's server. go-control-plane's stream kept, per
+// minimesh runs its ADS streams itself: state of the world here, delta in
+// delta.go. go-control-plane's stream kept, per
 // type, the last request (an Envoy's EDS request names every cluster), a
 // map of the names subscribed to and a map of every name sent: about half
 // a megabyte per sidecar at 1000 services, all of it the same for every
@@ -90,32 +90,14 @@ func (s *sotwServer) serve(stream discoveryv3.AggregatedDiscoveryService_StreamA
 		s.callbacks.OnStreamClosed(st.id, st.node)
 	}()
 
-	queue := newRequestQueue()
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			if !queue.push(req) {
-				recvErr <- status.Errorf(codes.ResourceExhausted,
-					"more than %d requests not yet handled: the proxy sends requests without reading the responses", maxPendingRequests)
-				return
-			}
-		}
-	}()
+	queue, recvErr := readRequests(stream.Recv)
 
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-recvErr:
-			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
-				return nil // the proxy closed the stream
-			}
-			return err
+			return endOfStream(err)
 		case r := <-st.out:
 			if err := st.send(r); err != nil {
 				return err
@@ -135,24 +117,49 @@ func (s *sotwServer) serve(stream discoveryv3.AggregatedDiscoveryService_StreamA
 // without reading is broken or hostile.
 const maxPendingRequests = 1000
 
+// readRequests reads a proxy's requests as they come, into a queue, until
+// the stream ends; the error that ended it comes out of the channel. A
+// stream keeps reading even while it is blocked sending a response: a
+// proxy that writes its next request before it reads the response (as
+// simple clients do) would otherwise wait for the server while the server
+// waits for it, until TCP gives up on the connection.
+func readRequests[T any](recv func() (T, error)) (*requestQueue[T], <-chan error) {
+	queue := &requestQueue[T]{ready: make(chan struct{}, 1)}
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req, err := recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			if !queue.push(req) {
+				recvErr <- status.Errorf(codes.ResourceExhausted,
+					"more than %d requests not yet handled: the proxy sends requests without reading the responses", maxPendingRequests)
+				return
+			}
+		}
+	}()
+	return queue, recvErr
+}
+
+// endOfStream is what a stream returns when reading a request failed.
+func endOfStream(err error) error {
+	if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+		return nil // the proxy closed the stream
+	}
+	return err
+}
+
 // requestQueue holds the requests read from a proxy and not yet handled.
-// A stream reads its proxy's requests as they come, even while it is
-// blocked sending a response: a proxy that writes its next request before
-// it reads the response (as simple clients do) would otherwise wait for
-// the server while the server waits for it, until TCP gives up on the
-// connection.
-type requestQueue struct {
+type requestQueue[T any] struct {
 	mu      sync.Mutex
-	pending []*discoveryv3.DiscoveryRequest
+	pending []T
 	ready   chan struct{} // holds a value while pending is not empty
 }
 
-func newRequestQueue() *requestQueue {
-	return &requestQueue{ready: make(chan struct{}, 1)}
-}
-
 // push queues a request; false if the queue is full.
-func (q *requestQueue) push(req *discoveryv3.DiscoveryRequest) bool {
+func (q *requestQueue[T]) push(req T) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.pending) >= maxPendingRequests {
@@ -167,7 +174,7 @@ func (q *requestQueue) push(req *discoveryv3.DiscoveryRequest) bool {
 }
 
 // take returns the queued requests, in order, and empties the queue.
-func (q *requestQueue) take() []*discoveryv3.DiscoveryRequest {
+func (q *requestQueue[T]) take() []T {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out := q.pending

@@ -205,13 +205,6 @@ func (t *Tracker) nacked(nodeID, typeURL, nonce, message string) (version string
 	return version, true
 }
 
-// rejectedVersion returns the version a response nonce carried.
-func (t *Tracker) rejectedVersion(nodeID, typeURL, nonce string) (string, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.typeStatus(nodeID, typeURL).versionOf(nonce)
-}
-
 // Proxies returns a copy of every connected proxy's status, sorted by node ID.
 func (t *Tracker) Proxies() []ProxyStatus {
 	t.mu.Lock()
