@@ -99,19 +99,36 @@ func (d *Decoder) decode(a *anypb.Any) *resource {
 	return r
 }
 
-// decodeBytes is decode for a resource read off the wire: value is not
-// kept, and is copied only when its content is new.
-func (d *Decoder) decodeBytes(typeURL string, value []byte) *resource {
+// encodedAny is a resource as a response carries it: an Any's type URL
+// and value, still encoded, in the response's buffer.
+type encodedAny struct{ typeURL, value []byte }
+
+// decodeAll is decode for the resources of a response read off the wire:
+// the contents seen before are looked up under one read lock, and only
+// new ones are copied and decoded.
+func (d *Decoder) decodeAll(in []encodedAny) []*resource {
+	out := make([]*resource, len(in))
+	var missed []int
 	if d != nil {
 		d.mu.RLock()
-		r := d.byType[typeURL][string(value)]
+		for i, a := range in {
+			if r := d.byType[string(a.typeURL)][string(a.value)]; r != nil {
+				out[i] = r
+			} else {
+				missed = append(missed, i)
+			}
+		}
 		d.mu.RUnlock()
-		if r != nil {
-			d.hits.Add(1)
-			return r
+		d.hits.Add(int64(len(in) - len(missed)))
+	} else {
+		for i := range in {
+			missed = append(missed, i)
 		}
 	}
-	return d.decode(&anypb.Any{TypeUrl: typeURL, Value: bytes.Clone(value)})
+	for _, i := range missed {
+		out[i] = d.decode(&anypb.Any{TypeUrl: string(in[i].typeURL), Value: bytes.Clone(in[i].value)})
+	}
+	return out
 }
 
 // resource is one decoded, validated resource and the names it refers to

@@ -67,7 +67,6 @@ type Envoy struct {
 
 	mu        sync.Mutex
 	resources map[string]map[string]*resource // type -> name -> resource
-	versions  map[string]map[string]string    // type -> name -> version (delta)
 	typeVer   map[string]string               // type -> last accepted version (SotW)
 	subs      map[string][]string             // EDS/RDS/SDS names subscribed
 	updates   chan Update
@@ -88,7 +87,6 @@ func New(cfg Config) *Envoy {
 	return &Envoy{
 		cfg: cfg, node: node,
 		resources: map[string]map[string]*resource{},
-		versions:  map[string]map[string]string{},
 		typeVer:   map[string]string{},
 		subs:      map[string][]string{},
 		updates:   make(chan Update, buffer),
@@ -237,16 +235,12 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 				return
 			}
 			if e.resources[t] == nil {
-				e.resources[t] = make(map[string]*resource, len(resp.resources))
-				e.versions[t] = make(map[string]string, len(resp.resources))
-			}
-			for _, r := range resp.resources {
-				e.resources[t][r.name] = res[r.name]
-				e.versions[t][r.name] = r.version
+				e.resources[t] = res
+			} else {
+				maps.Copy(e.resources[t], res)
 			}
 			for _, name := range resp.removed {
 				delete(e.resources[t], name)
-				delete(e.versions[t], name)
 			}
 			old := map[string][]string{}
 			for k, v := range e.subs {

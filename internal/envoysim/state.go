@@ -108,14 +108,14 @@ func (e *Envoy) missing(limit int) []string {
 }
 
 // minus returns the names in a that are not in b.
+// Both are sorted (subscriptions are kept sorted, followReferences).
 func minus(a, b []string) []string {
-	in := map[string]bool{}
-	for _, n := range b {
-		in[n] = true
-	}
 	var out []string
 	for _, n := range a {
-		if !in[n] {
+		for len(b) > 0 && b[0] < n {
+			b = b[1:]
+		}
+		if len(b) == 0 || b[0] != n {
 			out = append(out, n)
 		}
 	}

@@ -127,7 +127,9 @@ func (c responseCodec) readDelta(data mem.BufferSlice, r *deltaResponse) error {
 	// DeltaDiscoveryResponse: system_version_info 1, resources 2
 	// (Resource: version 1, resource 2, name 3), type_url 4, nonce 5,
 	// removed_resources 6, removed_resource_names 8 (ResourceName: name 1).
-	return eachField(b, func(num protowire.Number, field []byte) error {
+	n := countField(b, 2)
+	anys, names, versions := make([]encodedAny, 0, n), make([][]byte, 0, n), make([][]byte, 0, n)
+	err := eachField(b, func(num protowire.Number, field []byte) error {
 		switch num {
 		case 1:
 			r.version = string(field)
@@ -144,27 +146,13 @@ func (c responseCodec) readDelta(data mem.BufferSlice, r *deltaResponse) error {
 				}
 				return nil
 			}); err != nil {
-				return fmt.Errorf("resource %d: %w", len(r.resources), err)
+				return fmt.Errorf("resource %d: %w", len(anys), err)
 			}
-			decoded, err := c.decodeAny(anyBytes)
+			a, err := readAny(anyBytes)
 			if err != nil {
-				return fmt.Errorf("resource %d: %w", len(r.resources), err)
+				return fmt.Errorf("resource %d: %w", len(anys), err)
 			}
-			res := deltaResource{decoded: decoded}
-			// The name and version are nearly always the decoded
-			// resource's own, shared by every Envoy that gets it.
-			if string(name) == res.decoded.name {
-				res.name = res.decoded.name
-			} else {
-				res.name = string(name)
-			}
-			if v := res.decoded.deltaVersion.Load(); v != nil && *v == string(version) {
-				res.version = *v
-			} else {
-				res.version = string(version)
-				res.decoded.deltaVersion.Store(&res.version)
-			}
-			r.resources = append(r.resources, res)
+			anys, names, versions = append(anys, a), append(names, name), append(versions, version)
 		case 4:
 			r.typeURL = string(field)
 		case 5:
@@ -181,6 +169,28 @@ func (c responseCodec) readDelta(data mem.BufferSlice, r *deltaResponse) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	r.resources = make([]deltaResource, len(anys))
+	for i, decoded := range c.decoder.decodeAll(anys) {
+		res := deltaResource{decoded: decoded}
+		// The name and version are nearly always the decoded resource's
+		// own, shared by every Envoy that gets it.
+		if string(names[i]) == decoded.name {
+			res.name = decoded.name
+		} else {
+			res.name = string(names[i])
+		}
+		if v := decoded.deltaVersion.Load(); v != nil && *v == string(versions[i]) {
+			res.version = *v
+		} else {
+			res.version = string(versions[i])
+			decoded.deltaVersion.Store(&res.version)
+		}
+		r.resources[i] = res
+	}
+	return nil
 }
 
 // read reads a response into r.
@@ -190,16 +200,17 @@ func (c responseCodec) read(data mem.BufferSlice, r *sotwResponse) error {
 	b := buf.ReadOnlyData()
 	r.size = len(b)
 	// DiscoveryResponse: version_info 1, resources 2, type_url 4, nonce 5.
-	return eachField(b, func(num protowire.Number, field []byte) error {
+	anys := make([]encodedAny, 0, countField(b, 2))
+	err := eachField(b, func(num protowire.Number, field []byte) error {
 		switch num {
 		case 1:
 			r.version = string(field)
 		case 2:
-			decoded, err := c.decodeAny(field)
+			a, err := readAny(field)
 			if err != nil {
-				return fmt.Errorf("resource %d: %w", len(r.resources), err)
+				return fmt.Errorf("resource %d: %w", len(anys), err)
 			}
-			r.resources = append(r.resources, decoded)
+			anys = append(anys, a)
 		case 4:
 			r.typeURL = string(field)
 		case 5:
@@ -207,25 +218,38 @@ func (c responseCodec) read(data mem.BufferSlice, r *sotwResponse) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	r.resources = c.decoder.decodeAll(anys)
+	return nil
 }
 
-// decodeAny decodes an encoded Any (type_url 1, value 2) through the
-// shared decoder.
-func (c responseCodec) decodeAny(b []byte) (*resource, error) {
-	var typeURL string
-	var value []byte
-	if err := eachField(b, func(num protowire.Number, f []byte) error {
+// readAny reads an encoded Any: type_url 1, value 2.
+func readAny(b []byte) (encodedAny, error) {
+	var a encodedAny
+	err := eachField(b, func(num protowire.Number, f []byte) error {
 		switch num {
 		case 1:
-			typeURL = string(f)
+			a.typeURL = f
 		case 2:
-			value = f
+			a.value = f
 		}
 		return nil
-	}); err != nil {
-		return nil, err
-	}
-	return c.decoder.decodeBytes(typeURL, value), nil
+	})
+	return a, err
+}
+
+// countField counts the entries of field num in the message b.
+func countField(b []byte, num protowire.Number) int {
+	count := 0
+	_ = eachField(b, func(n protowire.Number, _ []byte) error {
+		if n == num {
+			count++
+		}
+		return nil
+	})
+	return count
 }
 
 // eachField calls visit with the contents of every length-delimited field
