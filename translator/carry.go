@@ -13,11 +13,14 @@ package translator
 // snapshot no longer uses are dropped with it.
 
 import (
+	"reflect"
 	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/minimesh/minimesh/mesh"
 )
 
 // carry holds the per-proxy messages an index handed out, by their inputs.
@@ -97,3 +100,68 @@ func store[K comparable, V any](c *carry, pick func(*carry) map[K]V, key K, v V)
 func inboundOf(c *carry) map[inboundKey]builtInbound     { return c.inbound }
 func secretsOf(c *carry) map[secretsKey][]*tlsv3.Secret  { return c.secrets }
 func virtualsOf(c *carry) map[string]builtVirtualInbound { return c.virtuals }
+
+// When the only difference between two snapshots is in the endpoints (a
+// workload added, removed or relabeled, a pod turning ready), most of what
+// the previous index built still holds:
+//   - route configurations, shared by every sidecar of a view and
+//     namespace, do not depend on endpoints at all;
+//   - an outbound cluster and its endpoints depend on the endpoints of its
+//     own service only (the cluster through their identities and mTLS
+//     modes), so those of every service whose endpoints are the same are
+//     still right.
+// The new index takes them over as they are. With 1000 Sidecar-scoped
+// views, an endpoint change then rebuilds and encodes the clusters of one
+// service, not 1000 route configurations and every imported cluster.
+
+// carryShared takes over prev's route configurations and the outbound
+// clusters of unchanged services if snap differs from prev's snapshot
+// only in endpoints and workloads.
+func (ix *index) carryShared(prev *index) {
+	if !endpointsOnly(prev.snap, ix.snap) {
+		return
+	}
+	// The same Sidecars, in the same order: the new snapshot's stand for
+	// the old ones in the keys.
+	sidecar := make(map[*mesh.Sidecar]*mesh.Sidecar, len(ix.snap.Sidecars)+1)
+	sidecar[nil] = nil
+	for i, sc := range prev.snap.Sidecars {
+		sidecar[sc] = ix.snap.Sidecars[i]
+	}
+	rekey := func(k viewKey) viewKey { return viewKey{sidecar[k.sidecar], k.namespace} }
+	prev.memo.mu.Lock()
+	defer prev.memo.mu.Unlock()
+	for k, b := range prev.memo.httpRoutes {
+		ix.memo.httpRoutes[rekey(k)] = b
+	}
+	for k, set := range prev.memo.transparentRoutes {
+		ix.memo.transparentRoutes[rekey(k)] = set
+	}
+	for k, b := range prev.memo.clusters {
+		before, now := prev.services[k.ref.host], ix.services[k.ref.host]
+		if before != nil && now != nil && reflect.DeepEqual(before.Endpoints, now.Endpoints) {
+			ix.memo.clusters[k] = b
+		}
+	}
+}
+
+// endpointsOnly reports whether two snapshots differ at most in their
+// services' endpoints and in their workloads. Every other field is
+// compared, so a field added to mesh.Snapshot or mesh.Service later is
+// compared too.
+func endpointsOnly(a, b *mesh.Snapshot) bool {
+	if a == nil || b == nil || len(a.Services) != len(b.Services) {
+		return false
+	}
+	for i := range a.Services {
+		sa, sb := *a.Services[i], *b.Services[i]
+		sa.Endpoints, sb.Endpoints = nil, nil
+		if !reflect.DeepEqual(sa, sb) {
+			return false
+		}
+	}
+	ra, rb := *a, *b
+	ra.Services, rb.Services = nil, nil
+	ra.Workloads, rb.Workloads = nil, nil
+	return reflect.DeepEqual(ra, rb)
+}

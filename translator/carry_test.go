@@ -57,3 +57,78 @@ func TestNewIndexFromCarriesUnchangedMessages(t *testing.T) {
 		t.Errorf("%s: pick a workload whose inbound listener depends on the mesh-wide mode", id)
 	}
 }
+
+// TestEndpointChangeKeepsWhatItDoesNotTouch: after a change of endpoints
+// only, a Sidecar-scoped proxy gets the very same route configuration
+// message as before, and the very same clusters and endpoints of the
+// services whose endpoints did not change, while the changed service's
+// endpoints are new; after a VirtualService change, a new route
+// configuration.
+func TestEndpointChangeKeepsWhatItDoesNotTouch(t *testing.T) {
+	data, err := os.ReadFile("testdata/in/sidecar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	const id = "frontend-0.shop"
+	translate := func(ix Index) *Resources {
+		t.Helper()
+		res, err := ix.Translate(ix.NewProxy(envoyNode(id, ""), "shop"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Routes) == 0 {
+			t.Fatalf("%s gets no route configuration", id)
+		}
+		return res
+	}
+	first := NewIndex(buildSnapshot(t, text), Options{})
+	before := translate(first)
+
+	moved := strings.Replace(text, "address: 10.0.0.3,", "address: 10.0.0.33,", 1) // reviews v2 moves
+	second := NewIndexFrom(buildSnapshot(t, moved), Options{}, first)
+	after := translate(second)
+	if after.Routes[0] != before.Routes[0] {
+		t.Error("an endpoint change rebuilt the route configuration")
+	}
+	if !strings.Contains(endpointsText(after), "10.0.0.33") || strings.Contains(endpointsText(after), "10.0.0.3\"") {
+		t.Errorf("the endpoints did not follow the change: %s", endpointsText(after))
+	}
+	kept, rebuilt := 0, 0
+	for i, c := range after.Clusters {
+		if c.GetName() != before.Clusters[i].GetName() {
+			t.Fatalf("cluster %d is %s, was %s", i, c.GetName(), before.Clusters[i].GetName())
+		}
+		switch {
+		case strings.Contains(c.GetName(), "|reviews."):
+			if c == before.Clusters[i] {
+				t.Errorf("%s: the cluster of the service whose endpoints changed was kept", c.GetName())
+			}
+			rebuilt++
+		case strings.HasPrefix(c.GetName(), "outbound|"):
+			if c != before.Clusters[i] {
+				t.Errorf("%s: rebuilt although its service's endpoints did not change", c.GetName())
+			}
+			kept++
+		}
+	}
+	if kept == 0 || rebuilt == 0 {
+		t.Errorf("%d outbound clusters kept and %d rebuilt; the test needs some of each", kept, rebuilt)
+	}
+
+	reweighted := strings.Replace(moved, "weight: 90}", "weight: 80}", 1)
+	reweighted = strings.Replace(reweighted, "weight: 10}", "weight: 20}", 1)
+	third := NewIndexFrom(buildSnapshot(t, reweighted), Options{}, second)
+	changed := translate(third)
+	if changed.Routes[0] == after.Routes[0] || changed.Routes[0].String() == after.Routes[0].String() {
+		t.Error("a VirtualService change kept the old route configuration")
+	}
+}
+
+func endpointsText(res *Resources) string {
+	var b strings.Builder
+	for _, cla := range res.Endpoints {
+		b.WriteString(cla.String())
+	}
+	return b.String()
+}

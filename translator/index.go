@@ -36,7 +36,9 @@ func NewIndex(snap *mesh.Snapshot, opts Options) Index { return NewIndexFrom(sna
 
 // NewIndexFrom is NewIndex for the snapshot that follows prev's (nil for
 // none): the per-proxy messages prev handed out are handed out again where
-// their inputs did not change (see carry.go).
+// their inputs did not change, and so are its route configurations and
+// the clusters of unchanged services after a change of endpoints only (see
+// carry.go).
 func NewIndexFrom(snap *mesh.Snapshot, opts Options, prev Index) Index {
 	var prevCarry *carry
 	if prev != nil {
@@ -80,6 +82,9 @@ func NewIndexFrom(snap *mesh.Snapshot, opts Options, prev Index) Index {
 				ix.routes[h] = vs
 			}
 		}
+	}
+	if prev != nil {
+		ix.carryShared(prev)
 	}
 	return ix
 }
