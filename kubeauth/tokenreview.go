@@ -24,20 +24,16 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/minimesh/minimesh/kubeauth/account"
 )
 
-// Audience is the audience minimesh's tokens are requested for. A token for
-// another audience (the API server's own, say) is refused: it was meant
-// for someone else, and whoever holds it may not be its owner.
-const Audience = "minimesh"
+// Audience is the audience minimesh's tokens are requested for (see
+// account.Audience).
+const Audience = account.Audience
 
 // Identity is the service account a token belongs to.
-type Identity struct {
-	Namespace      string
-	ServiceAccount string
-}
-
-func (id Identity) String() string { return id.Namespace + "/" + id.ServiceAccount }
+type Identity = account.Identity
 
 // Reviewer checks tokens with the TokenReview API and remembers the answers
 // for a short while, so that a proxy reconnecting or opening its second

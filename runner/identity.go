@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/minimesh/minimesh/certs"
-	"github.com/minimesh/minimesh/kubeauth"
+	"github.com/minimesh/minimesh/kubeauth/account"
 	"github.com/minimesh/minimesh/translator"
 	"github.com/minimesh/minimesh/xds"
 )
@@ -59,7 +59,7 @@ func (r *Runner) peerIdentity(peer xds.Peer) (certs.Identity, string, error) {
 		return certs.Identity{}, "", errors.New("no client certificate: xDS clients must authenticate with a certificate issued by minimesh (minimesh certs issue)")
 	}
 	if peer.Token == "" {
-		return certs.Identity{}, "", errors.New("no client certificate and no service-account token: injected proxies send their projected token (audience " + kubeauth.Audience + ")")
+		return certs.Identity{}, "", errors.New("no client certificate and no service-account token: injected proxies send their projected token (audience " + account.Audience + ")")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -20,7 +20,7 @@ import (
 
 	"github.com/minimesh/minimesh/cache"
 	"github.com/minimesh/minimesh/certs"
-	"github.com/minimesh/minimesh/kubeauth"
+	"github.com/minimesh/minimesh/kubeauth/account"
 	"github.com/minimesh/minimesh/mesh"
 	"github.com/minimesh/minimesh/translator"
 )
@@ -101,7 +101,7 @@ type Options struct {
 // TokenReviewer tells whom a service-account token belongs to
 // (kubeauth.Reviewer asks the API server).
 type TokenReviewer interface {
-	Review(ctx context.Context, token string) (kubeauth.Identity, error)
+	Review(ctx context.Context, token string) (account.Identity, error)
 }
 
 // New returns a runner serving an empty mesh until the first Update.

@@ -19,9 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
-	"github.com/minimesh/minimesh/inject"
 	"github.com/minimesh/minimesh/runner"
-	"github.com/minimesh/minimesh/watcher/kube"
 )
 
 // runServe implements `minimesh serve`.
@@ -45,23 +43,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		debugAddr   = fs.String("debug-address", "127.0.0.1:15015", "address of the debug endpoints /debug/syncz, /debug/config_dump, /debug/pprof/ (empty: off; keep it on loopback)")
 		level       = fs.String("log-level", "info", "debug, info, warn or error")
 		healthAddr  = fs.String("health-address", "", "address of /healthz and /readyz for probes (empty: off; Kubernetes: 0.0.0.0:15021)")
-
-		kubernetesMode = fs.Bool("kubernetes", false, "read the mesh from a Kubernetes cluster (Services, EndpointSlices, Pods, Istio kinds) instead of --config-dir; the CA lives in a Secret shared by replicas")
-		kubeconfig     = fs.String("kubeconfig", "", "kubeconfig file for --kubernetes (empty: in-cluster configuration)")
-		nsFilter       = fs.String("namespace-filter", "", "comma-separated namespaces to watch with --kubernetes (empty: all); include the root namespace")
-		caSecret       = fs.String("ca-secret", runner.DefaultCASecret, "Secret (in minimesh's namespace, $POD_NAMESPACE) holding the CA with --kubernetes; created by the leader if missing")
-		stsAddr        = fs.String("sts-address", "", "address of the token exchange (STS) that injected sidecars call with --kubernetes (https; e.g. 0.0.0.0:15014, where injected sidecars call it)")
-		webhookAddr    = fs.String("webhook-address", "", "address of the sidecar injection webhook with --kubernetes (https; e.g. 0.0.0.0:15017)")
-		proxyImage     = fs.String("proxy-image", "", "Envoy image the webhook injects (default "+inject.DefaultProxyImage+")")
-		initImage      = fs.String("init-image", "", "minimesh image of the injected init container (default "+inject.DefaultInitImage+")")
 	)
+	kf := addKubeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch {
-	case *dir == "" && !*kubernetesMode:
+	case *dir == "" && !kf.enabled():
 		return errors.New("serve: --config-dir (a directory of Istio YAML) or --kubernetes is required")
-	case *dir != "" && *kubernetesMode:
+	case *dir != "" && kf.enabled():
 		return errors.New("serve: --config-dir and --kubernetes exclude each other: the mesh comes from one source")
 	}
 	log, err := newLogger(*level, stderr)
@@ -70,18 +60,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer log.Sync() //nolint:errcheck // nothing useful to do on failure
 
-	var kubeCfg *runner.KubernetesConfig
-	if *kubernetesMode {
-		rc, err := kube.RESTConfig(*kubeconfig)
-		if err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-		kubeCfg = &runner.KubernetesConfig{
-			RESTConfig: rc, Namespaces: splitList(*nsFilter),
-			Namespace: os.Getenv("POD_NAMESPACE"), PodName: os.Getenv("POD_NAME"),
-			CASecret: *caSecret, STSAddress: *stsAddr, WebhookAddress: *webhookAddr,
-			Inject: inject.Config{ProxyImage: *proxyImage, InitImage: *initImage},
-		}
+	kubeCfg, err := kf.config()
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 
 	reg := prometheus.NewRegistry()
