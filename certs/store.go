@@ -7,16 +7,30 @@ import (
 
 // Store caches one current certificate per Identity and re-issues it once
 // its RefreshAt has passed (on Get). Safe for concurrent use.
+//
+// Issuing a certificate and keeping it on disk (two files written and
+// synced) takes about a millisecond; it is done outside the store's lock, one
+// identity at a time, so that a thousand identities connecting at once are
+// issued in parallel and a cached certificate is never waited for.
 type Store struct {
-	ca    *CA
-	dir   string // where certificates are kept across restarts; "" for memory only
-	mu    sync.Mutex
-	certs map[Identity]*Cert
+	ca      *CA
+	dir     string // where certificates are kept across restarts; "" for memory only
+	mu      sync.Mutex
+	certs   map[Identity]*Cert
+	issuing map[Identity]*issue // identities being loaded or issued
+}
+
+// issue is one identity's certificate being loaded or issued; done is
+// closed when c or err is set.
+type issue struct {
+	done chan struct{}
+	c    *Cert
+	err  error
 }
 
 // NewStore returns an empty Store issuing from ca.
 func NewStore(ca *CA) *Store {
-	return &Store{ca: ca, certs: map[Identity]*Cert{}}
+	return &Store{ca: ca, certs: map[Identity]*Cert{}, issuing: map[Identity]*issue{}}
 }
 
 // Get returns the cached certificate for id, issuing a new one when none is
@@ -28,13 +42,36 @@ func (s *Store) Get(id Identity) (*Cert, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c := s.certs[id]; c != nil && s.ca.now().Before(c.RefreshAt()) {
-		return c, nil
+	cached := s.certs[id]
+	if cached != nil && s.ca.now().Before(cached.RefreshAt()) {
+		s.mu.Unlock()
+		return cached, nil
 	}
-	if s.dir != "" && s.certs[id] == nil {
+	if in := s.issuing[id]; in != nil {
+		s.mu.Unlock()
+		<-in.done // another caller is issuing it: share its result
+		return in.c, in.err
+	}
+	in := &issue{done: make(chan struct{})}
+	s.issuing[id] = in
+	s.mu.Unlock()
+
+	in.c, in.err = s.loadOrIssue(id, cached == nil)
+	s.mu.Lock()
+	if in.err == nil {
+		s.certs[id] = in.c
+	}
+	delete(s.issuing, id)
+	s.mu.Unlock()
+	close(in.done)
+	return in.c, in.err
+}
+
+// loadOrIssue returns the certificate kept on disk for id (if fromDisk,
+// and there is one still good), or else issues one and keeps it.
+func (s *Store) loadOrIssue(id Identity, fromDisk bool) (*Cert, error) {
+	if s.dir != "" && fromDisk {
 		if c := s.load(id); c != nil {
-			s.certs[id] = c
 			return c, nil
 		}
 	}
@@ -47,7 +84,6 @@ func (s *Store) Get(id Identity) (*Cert, error) {
 			return nil, err
 		}
 	}
-	s.certs[id] = c
 	return c, nil
 }
 

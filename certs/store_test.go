@@ -109,3 +109,43 @@ func TestStoreConcurrent(t *testing.T) {
 		t.Error("Get accepted an invalid identity")
 	}
 }
+
+// Callers asking at once for the certificate of one identity share one
+// issuance, kept on disk once; callers for other identities do not wait
+// for it.
+func TestStoreIssuesOncePerIdentityConcurrently(t *testing.T) {
+	ca := mustLoad(t, Options{Dir: t.TempDir(), CertLifetime: time.Hour})
+	s := NewPersistentStore(ca, t.TempDir())
+	ids := []Identity{{Namespace: "default", ServiceAccount: "a"}, {Namespace: "default", ServiceAccount: "b"}}
+	const callers = 16
+	got := make([][]*Cert, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		got[i] = make([]*Cert, callers)
+		for j := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := s.Get(id)
+				if err != nil {
+					t.Error(err)
+				}
+				got[i][j] = c
+			}()
+		}
+	}
+	wg.Wait()
+	for i, certs := range got {
+		for _, c := range certs {
+			if c == nil || c != certs[0] {
+				t.Fatalf("%s: callers got different certificates: one issuance each was expected", ids[i].ServiceAccount)
+			}
+		}
+	}
+	if got[0][0] == got[1][0] {
+		t.Fatal("two identities share a certificate")
+	}
+	if len(s.issuing) != 0 {
+		t.Errorf("%d issuances still recorded as in progress", len(s.issuing))
+	}
+}
