@@ -116,7 +116,8 @@ func InternNamesWire(wire []byte, decode func([]byte) ([]string, error)) (*Names
 }
 
 func newNames(list []string, wire []byte) *Names {
-	n := &Names{list: list, set: make(map[string]struct{}, len(list)), wire: wire}
+	// Clipped: the list is shared, so an append to it must copy it.
+	n := &Names{list: slices.Clip(list), set: make(map[string]struct{}, len(list)), wire: wire}
 	for _, name := range list {
 		n.set[name] = struct{}{}
 	}

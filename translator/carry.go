@@ -118,7 +118,7 @@ func virtualsOf(c *carry) map[string]builtVirtualInbound { return c.virtuals }
 // clusters of unchanged services if snap differs from prev's snapshot
 // only in endpoints and workloads.
 func (ix *index) carryShared(prev *index) {
-	if !endpointsOnly(prev.snap, ix.snap) {
+	if prev.trustDomain != ix.trustDomain || !endpointsOnly(prev.snap, ix.snap) {
 		return
 	}
 	// The same Sidecars, in the same order: the new snapshot's stand for

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // TestNewIndexFromCarriesUnchangedMessages: after a change that does not
@@ -93,6 +95,21 @@ func TestEndpointChangeKeepsWhatItDoesNotTouch(t *testing.T) {
 	}
 	if !strings.Contains(endpointsText(after), "10.0.0.33") || strings.Contains(endpointsText(after), "10.0.0.3\"") {
 		t.Errorf("the endpoints did not follow the change: %s", endpointsText(after))
+	}
+	// What is carried over is what a new index builds from scratch.
+	fresh := translate(NewIndex(buildSnapshot(t, moved), Options{}))
+	if !proto.Equal(fresh.Routes[0], after.Routes[0]) || len(fresh.Clusters) != len(after.Clusters) || len(fresh.Endpoints) != len(after.Endpoints) {
+		t.Fatal("the route configuration or the cluster lists taken over differ from those built anew")
+	}
+	for i := range fresh.Clusters {
+		if !proto.Equal(fresh.Clusters[i], after.Clusters[i]) {
+			t.Errorf("cluster %s taken over differs from the one built anew", after.Clusters[i].GetName())
+		}
+	}
+	for i := range fresh.Endpoints {
+		if !proto.Equal(fresh.Endpoints[i], after.Endpoints[i]) {
+			t.Errorf("endpoints %s taken over differ from those built anew", after.Endpoints[i].GetClusterName())
+		}
 	}
 	kept, rebuilt := 0, 0
 	for i, c := range after.Clusters {

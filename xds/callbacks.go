@@ -236,7 +236,10 @@ func (c *callbacks) staleRequest(id int64, req *discoveryv3.DiscoveryRequest) er
 	return err
 }
 
-func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+// OnStreamRequest vets a state-of-the-world request that answers the
+// stream's last response of its type, which had version sent, and records
+// the ACK or NACK it carries.
+func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest, sent string) error {
 	st, err := c.stream(streamKey{id: id}, req.GetNode())
 	if err != nil {
 		return err
@@ -244,7 +247,7 @@ func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest)
 	if err := c.checkSecrets(st.node, req.GetTypeUrl(), req.GetResourceNames()); err != nil {
 		return err
 	}
-	c.request(st.node, req.GetTypeUrl(), req.GetVersionInfo(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	c.request(st.node, req.GetTypeUrl(), req.GetVersionInfo(), sent, req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	if req.GetTypeUrl() == resourcev3.ListenerType {
 		c.setListeners(st, req.GetResourceNames(), nil, true)
 	}
@@ -270,15 +273,15 @@ func (c *callbacks) checkSecrets(node *corev3.Node, typeURL string, names []stri
 }
 
 // deltaRequest vets a delta request and records the ACK or NACK it
-// carries, if it answers the stream's last response of its type (reply),
-// which had version. Delta requests carry no version of their own.
+// carries, if it replies to a response of the stream (reply), which had
+// version. Delta requests carry no version of their own.
 func (c *callbacks) deltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest, version string, reply bool) error {
 	st, err := c.stream(streamKey{delta: true, id: id}, req.GetNode())
 	if err != nil {
 		return err
 	}
 	if reply {
-		c.request(st.node, req.GetTypeUrl(), version, req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+		c.request(st.node, req.GetTypeUrl(), version, version, req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	}
 	if err := c.checkSecrets(st.node, req.GetTypeUrl(), req.GetResourceNamesSubscribe()); err != nil {
 		return err
@@ -289,17 +292,17 @@ func (c *callbacks) deltaRequest(id int64, req *discoveryv3.DeltaDiscoveryReques
 	return nil
 }
 
-// request records an ACK or a NACK. A NACK is logged once per version and
-// message, and counted.
-func (c *callbacks) request(node *corev3.Node, typeURL, version, nonce, message string, nack bool) {
+// request records an ACK of version acked, or a NACK of version rejected.
+// A NACK is logged once per version and message, and counted.
+func (c *callbacks) request(node *corev3.Node, typeURL, acked, rejected, nonce, message string, nack bool) {
 	if nonce == "" {
 		return // an initial request, not a reply
 	}
 	if !nack {
-		c.metrics.ack(typeURL, c.tracker.acked(node.GetId(), typeURL, version))
+		c.metrics.ack(typeURL, c.tracker.acked(node.GetId(), typeURL, acked))
 		return
 	}
-	rejected, isNew := c.tracker.nacked(node.GetId(), typeURL, nonce, message)
+	isNew := c.tracker.nacked(node.GetId(), typeURL, rejected, nonce, message)
 	c.metrics.nack(typeURL)
 	if isNew {
 		c.log.Warn("proxy rejected configuration (NACK)", zap.String("proxy", node.GetId()),

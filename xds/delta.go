@@ -14,7 +14,9 @@ package xds
 //   - every request's subscriptions and unsubscriptions are taken in,
 //     whatever its nonce; a request whose response_nonce is the last one
 //     sent for its type ACKs or NACKs that response; one with an older
-//     nonce acknowledges nothing the proxy does not already know of;
+//     nonce can still NACK that older response (a delta response carries
+//     only some resources, so the rejection is news), but its ACK tells
+//     nothing new;
 //   - responses already prepared are sent before a request is handled: the
 //     cache counts what it prepared as held by the proxy;
 //   - a NACK is not answered by resending the rejected resources: they
@@ -43,10 +45,33 @@ type deltaServer struct {
 
 // deltaType is what a delta stream keeps of one type.
 type deltaType struct {
-	state   *cache.DeltaState
-	nonce   string // of the last response sent
-	version string // of the last response sent
-	cancel  func() // the open watch, if any
+	state  *cache.DeltaState
+	sent   [recentResponses]sentResponse // the last responses sent, newest first
+	cancel func()                        // the open watch, if any
+}
+
+// recentResponses is how many responses of a type a delta stream
+// remembers. A delta response sends only some resources, so a NACK of an
+// older one than the last is still news (its resources were rejected);
+// Envoy answers each response in turn, and a few in flight is the most a
+// stream has.
+const recentResponses = 4
+
+// sentResponse is a response's nonce and version.
+type sentResponse struct{ nonce, version string }
+
+// replyTo finds the response a request answers: its version, and whether
+// it is the last one sent.
+func (t *deltaType) replyTo(nonce string) (version string, found, last bool) {
+	if t == nil || nonce == "" {
+		return "", false, false
+	}
+	for i, r := range t.sent {
+		if r.nonce == nonce {
+			return r.version, true, i == 0
+		}
+	}
+	return "", false, false
 }
 
 // deltaStream is one delta ADS stream.
@@ -107,12 +132,10 @@ func (s *deltaServer) serve(stream discoveryv3.AggregatedDiscoveryService_DeltaA
 func (st *deltaStream) request(req *discoveryv3.DeltaDiscoveryRequest) error {
 	typeURL := req.GetTypeUrl()
 	t := st.types[typeURL]
-	// The request answers the last response of its type (an ACK or a
-	// NACK) only if it carries that response's nonce.
-	version, reply := "", false
-	if t != nil && req.GetResponseNonce() != "" && req.GetResponseNonce() == t.nonce {
-		version, reply = t.version, true
-	}
+	// An ACK counts for the last response of the type; a NACK for any
+	// recent one (it rejected the resources that response carried).
+	version, found, last := t.replyTo(req.GetResponseNonce())
+	reply := found && (last || req.GetErrorDetail() != nil)
 	if err := st.s.callbacks.deltaRequest(st.id, req, version, reply); err != nil {
 		return err
 	}
@@ -162,7 +185,8 @@ func (st *deltaStream) send(r *cache.DeltaResponse) error {
 	}
 	// (t.cancel is kept: the watch that fired may already have been
 	// replaced by the next request's, and cancelling a fired one is a no-op.)
-	t.nonce, t.version = msg.Nonce, r.Version
+	copy(t.sent[1:], t.sent[:len(t.sent)-1])
+	t.sent[0] = sentResponse{nonce: msg.Nonce, version: r.Version}
 	st.s.callbacks.OnStreamDeltaResponse(st.id, msg)
 	return nil
 }

@@ -552,3 +552,82 @@ func checkAllClusters(t *testing.T, typeURL string, got, want int) {
 		t.Errorf("first response: %s with %d resources, want %d clusters", typeURL, got, want)
 	}
 }
+
+// A delta response carries only some resources, so a NACK of one that is
+// no longer the latest is still recorded (with that response's nonce);
+// an ACK of it changes nothing.
+func TestDeltaNACKOfAnOlderResponseIsRecorded(t *testing.T) {
+	srv, _, conn := startServer(t, "a", "b")
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := envoyNode("p1.default")
+	ask := func(req *discoveryv3.DeltaDiscoveryRequest) *discoveryv3.DeltaDiscoveryResponse {
+		t.Helper()
+		req.TypeUrl = resourcev3.ClusterType
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := ask(&discoveryv3.DeltaDiscoveryRequest{Node: node, ResourceNamesSubscribe: []string{"a"}})
+	second := ask(&discoveryv3.DeltaDiscoveryRequest{ResourceNamesSubscribe: []string{"b"}})
+	if len(first.GetResources()) != 1 || len(second.GetResources()) != 1 || first.GetNonce() == second.GetNonce() {
+		t.Fatalf("responses %v and %v; want a, then b", first.GetResources(), second.GetResources())
+	}
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType,
+		ResponseNonce: first.GetNonce(), ErrorDetail: &status.Status{Message: "a is bad"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		p, _ := srv.Tracker.Proxy("p1.default")
+		n := p.Types[resourcev3.ClusterType].LastNACK
+		return n != nil && n.Message == "a is bad" && n.Nonce == first.GetNonce() && n.Version == first.GetSystemVersionInfo()
+	})
+}
+
+// Nonces are per stream: a NACK is recorded with the version the NACKing
+// stream sent, even when another stream of the same node has since sent
+// another version under the same nonce.
+func TestNACKVersionIsTheStreamsOwn(t *testing.T) {
+	srv, hooks, conn := startServer(t, "a")
+	open := func() (discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient, *discoveryv3.DeltaDiscoveryResponse) {
+		t.Helper()
+		s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode("p1.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, r
+	}
+	a, fromA := open()
+	hooks.setClusters("p1.default", "a", "b")
+	_, fromB := open()
+	if fromA.GetNonce() != fromB.GetNonce() || fromA.GetSystemVersionInfo() == fromB.GetSystemVersionInfo() {
+		t.Fatalf("want the same nonce at two versions: %s@%s, %s@%s", fromA.GetNonce(), fromA.GetSystemVersionInfo(), fromB.GetNonce(), fromB.GetSystemVersionInfo())
+	}
+	if err := a.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: fromA.GetNonce(),
+		ErrorDetail: &status.Status{Message: "no"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		p, _ := srv.Tracker.Proxy("p1.default")
+		n := p.Types[resourcev3.ClusterType].LastNACK
+		return n != nil && n.Message == "no"
+	})
+	if p, _ := srv.Tracker.Proxy("p1.default"); p.Types[resourcev3.ClusterType].LastNACK.Version != fromA.GetSystemVersionInfo() {
+		t.Errorf("NACK recorded for version %s, want stream A's %s (stream B sent %s)",
+			p.Types[resourcev3.ClusterType].LastNACK.Version, fromA.GetSystemVersionInfo(), fromB.GetSystemVersionInfo())
+	}
+}

@@ -209,7 +209,7 @@ func (st *sotwStream) request(req *discoveryv3.DiscoveryRequest) error {
 		// it must still come from the stream's node.
 		return st.s.callbacks.staleRequest(st.id, req)
 	}
-	if err := st.s.callbacks.OnStreamRequest(st.id, req); err != nil {
+	if err := st.s.callbacks.OnStreamRequest(st.id, req, t.version); err != nil {
 		return err
 	}
 	version := req.GetVersionInfo()

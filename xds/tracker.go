@@ -16,9 +16,6 @@ type TypeStatus struct {
 	LastNACK     *NACK     // last rejection, nil if none since the last ACK
 	Updated      time.Time // when any of the above last changed
 
-	// The response before the last one: a NACK of it may still arrive.
-	prevNonce, prevVersion string
-
 	// Timing, for the push -> ACK and change -> ACK metrics: when the last
 	// response was sent, the oldest response not yet ACKed (zero: none),
 	// and the config change it carries (zero: none, such as a proxy's
@@ -30,19 +27,6 @@ type TypeStatus struct {
 type timing struct {
 	ack, converge     time.Duration
 	okAck, okConverge bool
-}
-
-// versionOf returns the version of a recent response by nonce.
-func (ts *TypeStatus) versionOf(nonce string) (string, bool) {
-	switch nonce {
-	case "":
-		return "", false
-	case ts.SentNonce:
-		return ts.SentVersion, true
-	case ts.prevNonce:
-		return ts.prevVersion, true
-	}
-	return "", false
 }
 
 // NACK is a rejected response: the version and the proxy's error text.
@@ -150,7 +134,6 @@ func (t *Tracker) sentResponse(nodeID, typeURL, version, nonce string) {
 	defer t.mu.Unlock()
 	ts := t.typeStatus(nodeID, typeURL)
 	now := time.Now()
-	ts.prevNonce, ts.prevVersion = ts.SentNonce, ts.SentVersion
 	ts.SentVersion, ts.SentNonce, ts.Updated = version, nonce, now
 
 	// A response is caused by the latest change if the proxy already had
@@ -189,20 +172,20 @@ func (t *Tracker) acked(nodeID, typeURL, version string) timing {
 	return tm
 }
 
-// nacked records a rejection and reports whether it is new (a different
+// nacked records the rejection of version (which the stream that sent it
+// knows: nonces are per stream) and reports whether it is new (a different
 // version or message than the last one recorded), so it is logged once.
-func (t *Tracker) nacked(nodeID, typeURL, nonce, message string) (version string, isNew bool) {
+func (t *Tracker) nacked(nodeID, typeURL, version, nonce, message string) (isNew bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ts := t.typeStatus(nodeID, typeURL)
 	ts.pendingSent, ts.pendingChange = time.Time{}, time.Time{} // it did not converge
-	version, _ = ts.versionOf(nonce)
 	if last := ts.LastNACK; last != nil && last.Version == version && last.Message == message {
-		return version, false
+		return false
 	}
 	ts.LastNACK = &NACK{Version: version, Nonce: nonce, Message: message, Time: time.Now()}
 	ts.Updated = ts.LastNACK.Time
-	return version, true
+	return true
 }
 
 // Proxies returns a copy of every connected proxy's status, sorted by node ID.

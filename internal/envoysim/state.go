@@ -70,16 +70,8 @@ func (e *Envoy) missing(limit int) []string {
 	secrets := e.resources[resourcev3.SecretType]
 	endpoints := e.resources[resourcev3.EndpointType]
 	routes := e.resources[resourcev3.RouteType]
-	for _, c := range clusters {
-		if c.eds != "" && endpoints[c.eds] == nil && add("endpoints of %s", c.name) {
-			return missing
-		}
-		for _, s := range c.sds {
-			if secrets[s] == nil && add("secret %s of cluster %s", s, c.name) {
-				return missing
-			}
-		}
-	}
+	// The few listeners first: until the route configurations come, that
+	// answers without going through thousands of clusters.
 	for _, l := range e.resources[resourcev3.ListenerType] {
 		for _, rc := range l.rds {
 			if routes[rc] == nil && add("route configuration %s of listener %s", rc, l.name) {
@@ -93,6 +85,16 @@ func (e *Envoy) missing(limit int) []string {
 		}
 		for _, s := range l.sds {
 			if secrets[s] == nil && add("secret %s of listener %s", s, l.name) {
+				return missing
+			}
+		}
+	}
+	for _, c := range clusters {
+		if c.eds != "" && endpoints[c.eds] == nil && add("endpoints of %s", c.name) {
+			return missing
+		}
+		for _, s := range c.sds {
+			if secrets[s] == nil && add("secret %s of cluster %s", s, c.name) {
 				return missing
 			}
 		}

@@ -134,18 +134,8 @@ func (c responseCodec) readDelta(data mem.BufferSlice, r *deltaResponse) error {
 		case 1:
 			r.version = string(field)
 		case 2:
-			var anyBytes, name, version []byte
-			if err := eachField(field, func(num protowire.Number, f []byte) error {
-				switch num {
-				case 1:
-					version = f
-				case 2:
-					anyBytes = f
-				case 3:
-					name = f
-				}
-				return nil
-			}); err != nil {
+			version, anyBytes, name, err := readResource(field)
+			if err != nil {
 				return fmt.Errorf("resource %d: %w", len(anys), err)
 			}
 			a, err := readAny(anyBytes)
@@ -225,19 +215,68 @@ func (c responseCodec) read(data mem.BufferSlice, r *sotwResponse) error {
 	return nil
 }
 
+// readResource reads a delta Resource's version (1), resource (2, an
+// encoded Any) and name (3). It and readAny are plain loops over
+// nextField, not eachField: they run for every resource of every response,
+// and a closure would cost an allocation each time.
+func readResource(b []byte) (version, anyBytes, name []byte, err error) {
+	for len(b) > 0 {
+		var num protowire.Number
+		var f []byte
+		if num, f, b, err = nextField(b); err != nil {
+			return nil, nil, nil, err
+		}
+		switch num {
+		case 1:
+			version = f
+		case 2:
+			anyBytes = f
+		case 3:
+			name = f
+		}
+	}
+	return version, anyBytes, name, nil
+}
+
 // readAny reads an encoded Any: type_url 1, value 2.
-func readAny(b []byte) (encodedAny, error) {
-	var a encodedAny
-	err := eachField(b, func(num protowire.Number, f []byte) error {
+func readAny(b []byte) (a encodedAny, err error) {
+	for len(b) > 0 {
+		var num protowire.Number
+		var f []byte
+		if num, f, b, err = nextField(b); err != nil {
+			return encodedAny{}, err
+		}
 		switch num {
 		case 1:
 			a.typeURL = f
 		case 2:
 			a.value = f
 		}
-		return nil
-	})
-	return a, err
+	}
+	return a, nil
+}
+
+// nextField reads the first field of the message b: its number and, for a
+// length-delimited field, its contents (nil for other wire types), and
+// returns the rest of b.
+func nextField(b []byte) (num protowire.Number, field, rest []byte, err error) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, nil, nil, protowire.ParseError(n)
+	}
+	b = b[n:]
+	if typ != protowire.BytesType {
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return 0, nil, nil, protowire.ParseError(m)
+		}
+		return num, nil, b[m:], nil
+	}
+	field, m := protowire.ConsumeBytes(b)
+	if m < 0 {
+		return 0, nil, nil, protowire.ParseError(m)
+	}
+	return num, field, b[m:], nil
 }
 
 // countField counts the entries of field num in the message b.
@@ -256,27 +295,16 @@ func countField(b []byte, num protowire.Number) int {
 // of the message b, and skips the others.
 func eachField(b []byte, visit func(protowire.Number, []byte) error) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		if typ != protowire.BytesType {
-			m := protowire.ConsumeFieldValue(num, typ, b)
-			if m < 0 {
-				return protowire.ParseError(m)
-			}
-			b = b[m:]
-			continue
-		}
-		field, m := protowire.ConsumeBytes(b)
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		if err := visit(num, field); err != nil {
+		num, field, rest, err := nextField(b)
+		if err != nil {
 			return err
 		}
-		b = b[m:]
+		if field != nil {
+			if err := visit(num, field); err != nil {
+				return err
+			}
+		}
+		b = rest
 	}
 	return nil
 }
