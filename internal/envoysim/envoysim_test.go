@@ -167,7 +167,11 @@ func TestFollowsSDS(t *testing.T) {
 				go func() { _ = e.Run(ctx, conn) }()
 			}
 			waitFor(t, "b complete", b.IsComplete)
-			waitFor(t, "a to ask for secrets", func() bool { return len(a.subscribed(resourcev3.SecretType)) == 2 })
+			// (Its clusters alone make it ask for both secrets: wait for
+			// its listeners too, whose secret is checked below.)
+			waitFor(t, "a to ask for secrets", func() bool {
+				return len(a.subscribed(resourcev3.SecretType)) == 2 && len(a.Names(resourcev3.ListenerType)) > 0
+			})
 			ok, missing := a.Complete()
 			if ok || !strings.Contains(strings.Join(missing, ";"), "secret default of cluster c") ||
 				!strings.Contains(strings.Join(missing, ";"), "secret ROOTCA of listener l") {
