@@ -2,10 +2,15 @@ package envoysim
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"runtime"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -39,6 +44,11 @@ type Decoder struct {
 	strings map[string]string               // interned names and versions (intern)
 	hits    atomic.Int64
 	misses  atomic.Int64
+
+	// Indexes of large responses, shared by the Envoys that get the same
+	// resources (indexedAs), under mu.
+	indexes map[indexKey][]indexedResponse
+	kept    int
 }
 
 // NewDecoder returns an empty shared decoder.
@@ -275,3 +285,117 @@ func nameOf(m proto.Message) string {
 	}
 	return fmt.Sprintf("%T", m)
 }
+
+// indexed is a response's resources indexed by name, and their names in
+// the response's order. A shared one (from indexedAs) is read only.
+type indexed struct {
+	byName map[string]*resource
+	names  []string
+	shared bool
+
+	edsOnce sync.Once
+	eds     []string // the endpoint sets its clusters fetch, sorted (edsNames)
+}
+
+// getNames is the names, nil for nil.
+func (x *indexed) getNames() []string {
+	if x == nil {
+		return nil
+	}
+	return x.names
+}
+
+// edsNames are the endpoint sets the clusters of x fetch, sorted and
+// without repeats, worked out once.
+func (x *indexed) edsNames() []string {
+	x.edsOnce.Do(func() {
+		x.eds = edsNamesOf(x.byName)
+		sort.Strings(x.eds)
+		x.eds = slices.Compact(x.eds)
+	})
+	return x.eds
+}
+
+// edsNamesOf lists the endpoint sets that EDS clusters fetch.
+func edsNamesOf(clusters map[string]*resource) []string {
+	var names []string
+	for _, r := range clusters {
+		if r.eds != "" {
+			names = append(names, r.eds)
+		}
+	}
+	return names
+}
+
+// Sharing indexes. 2000 simulated sidecars of a 1000-service mesh each
+// receive the same 3000 clusters and 3000 endpoint sets; each indexing them
+// by name, and working out the endpoint sets from the clusters, was a
+// large part of the load generator's CPU and most of its memory. A large
+// response whose resources are, one by one, the very ones (the same
+// decoded contents in the same order) of a response indexed before gets
+// that index, shared; an Envoy copies it before changing it (Envoy.own).
+
+// minShared is the smallest response whose index is shared.
+const minShared = 64
+
+// maxIndexed bounds the indexes kept for sharing; the table starts over
+// when full.
+const maxIndexed = 256
+
+type indexKey struct {
+	hash uint64
+	n    int
+}
+
+// indexedAs returns the shared index of a response with exactly these
+// resources, or nil.
+func (d *Decoder) indexedAs(decoded []*resource) *indexed {
+	if d == nil || len(decoded) < minShared {
+		return nil
+	}
+	key := indexKey{hashResources(decoded), len(decoded)}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, c := range d.indexes[key] {
+		if slices.Equal(c.decoded, decoded) {
+			return c.x
+		}
+	}
+	return nil
+}
+
+// keepIndexed offers x, the index of decoded, for sharing.
+func (d *Decoder) keepIndexed(decoded []*resource, x *indexed) {
+	if d == nil || len(decoded) < minShared {
+		return
+	}
+	key := indexKey{hashResources(decoded), len(decoded)}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.indexes == nil || d.kept >= maxIndexed {
+		d.indexes, d.kept = map[indexKey][]indexedResponse{}, 0
+	}
+	x.shared = true
+	d.indexes[key] = append(d.indexes[key], indexedResponse{slices.Clone(decoded), x})
+	d.kept++
+}
+
+// indexedResponse is a shared index and the resources it was made of.
+type indexedResponse struct {
+	decoded []*resource
+	x       *indexed
+}
+
+// hashResources hashes the identities of decoded resources, in order.
+func hashResources(decoded []*resource) uint64 {
+	var h maphash.Hash
+	h.SetSeed(resourceHashSeed)
+	var b [8]byte
+	for _, r := range decoded {
+		binary.LittleEndian.PutUint64(b[:], uint64(uintptr(unsafe.Pointer(r))))
+		h.Write(b[:])
+	}
+	return h.Sum64()
+}
+
+var resourceHashSeed = maphash.MakeSeed()

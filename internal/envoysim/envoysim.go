@@ -22,7 +22,6 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Config describes the simulated Envoy.
@@ -67,6 +66,7 @@ type Envoy struct {
 
 	mu        sync.Mutex
 	resources map[string]map[string]*resource // type -> name -> resource
+	shared    map[string]*indexed             // types whose map is shared with other Envoys (read only)
 	typeVer   map[string]string               // type -> last accepted version (SotW)
 	subs      map[string][]string             // EDS/RDS/SDS names subscribed
 	updates   chan Update
@@ -87,6 +87,7 @@ func New(cfg Config) *Envoy {
 	return &Envoy{
 		cfg: cfg, node: node,
 		resources: map[string]map[string]*resource{},
+		shared:    map[string]*indexed{},
 		typeVer:   map[string]string{},
 		subs:      map[string][]string{},
 		updates:   make(chan Update, buffer),
@@ -159,13 +160,13 @@ func (e *Envoy) runSotW(stream discoveryv3.AggregatedDiscoveryService_StreamAggr
 			follow  []subscription
 		)
 		e.cfg.Decoder.work(func() {
-			res, names, nack := e.collect(resp.resources)
-			u = Update{TypeURL: t, Version: resp.version, Names: names, NACK: nack, Bytes: resp.size, At: at}
+			x, nack := e.collect(resp.resources)
+			u = Update{TypeURL: t, Version: resp.version, Names: x.getNames(), NACK: nack, Bytes: resp.size, At: at}
 			version = resp.version
 			e.mu.Lock()
 			e.count(u)
 			if nack == "" {
-				e.replace(t, res)
+				e.replace(t, x)
 				e.typeVer[t] = version
 			} else {
 				version = e.typeVer[t]
@@ -223,10 +224,9 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 			for i, r := range resp.resources {
 				decoded[i] = r.decoded
 			}
-			var res map[string]*resource
-			var names []string
-			res, names, nack = e.collect(decoded)
-			u = Update{TypeURL: t, Version: resp.version, Names: names,
+			var x *indexed
+			x, nack = e.collect(decoded)
+			u = Update{TypeURL: t, Version: resp.version, Names: x.getNames(),
 				Removed: resp.removed, NACK: nack, Bytes: resp.size, At: at}
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -235,12 +235,15 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 				return
 			}
 			if e.resources[t] == nil {
-				e.resources[t] = res
-			} else {
-				maps.Copy(e.resources[t], res)
+				e.install(t, x)
+			} else if len(x.names) > 0 {
+				maps.Copy(e.own(t), x.byName)
 			}
-			for _, name := range resp.removed {
-				delete(e.resources[t], name)
+			if len(resp.removed) > 0 {
+				m := e.own(t)
+				for _, name := range resp.removed {
+					delete(m, name)
+				}
 			}
 			old := map[string][]string{}
 			for k, v := range e.subs {
@@ -296,29 +299,36 @@ type subscription struct {
 func (e *Envoy) followReferences(typeURL string) []subscription {
 	var out []subscription
 	set := func(target string, names []string) {
-		sort.Strings(names)
-		names = slices.Compact(names)
+		if !slices.IsSorted(names) { // (a shared list is sorted already, and read only)
+			sort.Strings(names)
+		}
+		names = slices.Compact(names) // (writes nothing when there is no duplicate)
 		if slices.Equal(names, e.subs[target]) {
 			return
 		}
 		e.subs[target] = names
 		// Envoy drops what it no longer subscribes to.
+		var drop []string
 		for name := range e.resources[target] {
 			if _, ok := slices.BinarySearch(names, name); !ok {
-				delete(e.resources[target], name)
+				drop = append(drop, name)
+			}
+		}
+		if len(drop) > 0 {
+			m := e.own(target)
+			for _, name := range drop {
+				delete(m, name)
 			}
 		}
 		out = append(out, subscription{typeURL: target, names: names})
 	}
 	switch typeURL {
 	case resourcev3.ClusterType:
-		var names []string
-		for _, r := range e.resources[typeURL] {
-			if r.eds != "" {
-				names = append(names, r.eds)
-			}
+		if x := e.shared[typeURL]; x != nil {
+			set(resourcev3.EndpointType, x.edsNames()) // worked out once for every Envoy sharing x
+			break
 		}
-		set(resourcev3.EndpointType, names)
+		set(resourcev3.EndpointType, edsNamesOf(e.resources[typeURL]))
 	case resourcev3.ListenerType:
 		var names []string
 		for _, r := range e.resources[typeURL] {
@@ -353,17 +363,16 @@ func (e *Envoy) subscribed(typeURL string) []string {
 // configurations and secrets come only when they change: Envoy keeps the
 // ones a response does not list, as long as it subscribes to them. Must
 // hold e.mu.
-func (e *Envoy) replace(typeURL string, res map[string]*resource) {
-	if typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType {
-		e.resources[typeURL] = res
+func (e *Envoy) replace(typeURL string, x *indexed) {
+	if typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType || e.resources[typeURL] == nil {
+		// (For the other types, followReferences drops the ones no
+		// longer subscribed to.)
+		e.install(typeURL, x)
 		return
 	}
-	// followReferences drops the ones no longer subscribed to.
-	if e.resources[typeURL] == nil {
-		e.resources[typeURL] = res
-		return
+	if len(x.names) > 0 {
+		maps.Copy(e.own(typeURL), x.byName)
 	}
-	maps.Copy(e.resources[typeURL], res)
 }
 
 func (e *Envoy) deliver(u Update) {
@@ -376,35 +385,51 @@ func (e *Envoy) deliver(u Update) {
 	}
 }
 
-// decode unpacks and validates resources; the NACK text is set if any is
-// invalid (the whole response is then rejected, as Envoy does).
-func (e *Envoy) decode(anys []*anypb.Any) (map[string]*resource, []string, string) {
-	decoded := make([]*resource, len(anys))
-	for i, a := range anys {
-		decoded[i] = e.cfg.Decoder.decode(a)
-	}
-	return e.collect(decoded)
-}
-
 // collect checks decoded resources and indexes them by name; the NACK
-// text is set if any is invalid or two have one name.
-func (e *Envoy) collect(decoded []*resource) (map[string]*resource, []string, string) {
-	out := make(map[string]*resource, len(decoded))
-	names := make([]string, 0, len(decoded))
+// text is set if any is invalid or two have one name. A large response
+// that other Envoys received too is indexed once, and the index shared
+// (read only: see own).
+func (e *Envoy) collect(decoded []*resource) (*indexed, string) {
+	if x := e.cfg.Decoder.indexedAs(decoded); x != nil {
+		return x, ""
+	}
+	x := &indexed{byName: make(map[string]*resource, len(decoded)), names: make([]string, 0, len(decoded))}
 	for _, r := range decoded {
 		if r.err != "" {
 			e.problem(r.err)
-			return nil, nil, r.err
+			return nil, r.err
 		}
-		if _, dup := out[r.name]; dup {
+		if _, dup := x.byName[r.name]; dup {
 			msg := "duplicate resource name " + r.name
 			e.problem(msg)
-			return nil, nil, msg
+			return nil, msg
 		}
-		out[r.name] = r
-		names = append(names, r.name)
+		x.byName[r.name] = r
+		x.names = append(x.names, r.name)
 	}
-	return out, names, ""
+	e.cfg.Decoder.keepIndexed(decoded, x)
+	return x, ""
+}
+
+// install makes x what the Envoy holds of a type, shared if x is.
+// Must hold e.mu.
+func (e *Envoy) install(typeURL string, x *indexed) {
+	e.resources[typeURL] = x.byName
+	if x.shared {
+		e.shared[typeURL] = x
+	} else {
+		delete(e.shared, typeURL)
+	}
+}
+
+// own returns the Envoy's map of a type, copying it first if it is shared
+// with other Envoys, so that it can be changed. Must hold e.mu.
+func (e *Envoy) own(typeURL string) map[string]*resource {
+	if e.shared[typeURL] != nil {
+		e.resources[typeURL] = maps.Clone(e.resources[typeURL])
+		delete(e.shared, typeURL)
+	}
+	return e.resources[typeURL]
 }
 
 func (e *Envoy) problem(p string) {
