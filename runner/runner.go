@@ -50,6 +50,8 @@ type Runner struct {
 	generation int64       // of index: a rebuild never publishes an older one
 	proxies    map[string]*proxy
 	stats      counters
+
+	release *releaser // returns a wave's freed memory (memory.go); nil: never
 }
 
 // proxy is what the runner remembers of a connected node. Its mutex
@@ -273,6 +275,7 @@ func (r *Runner) state(nodeID string) buildState {
 // and one that would publish from an older mesh snapshot than the last
 // published does nothing (a connect that raced a mesh update).
 func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error) {
+	defer r.release.busy()
 	st := r.state(p.node.GetId())
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -132,6 +132,8 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	if cfg.Registry != nil {
 		r.registerMetrics(cfg.Registry)
 	}
+	r.release = newReleaser() // before anything rebuilds
+	go r.release.run(ctx)
 	go r.RotateCertificates(ctx)
 	cp := &ControlPlane{Addr: lis.Addr(), Runner: r, Server: srv,
 		cancel: cancel, done: make(chan error, 2)}
