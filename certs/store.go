@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
@@ -52,20 +53,23 @@ func (s *Store) Get(id Identity) (*Cert, error) {
 		<-in.done // another caller is issuing it: share its result
 		return in.c, in.err
 	}
-	in := &issue{done: make(chan struct{})}
+	in := &issue{done: make(chan struct{}), err: errIssuanceFailed}
 	s.issuing[id] = in
 	s.mu.Unlock()
-
+	defer func() { // (also if issuing panics: the waiters get an error)
+		s.mu.Lock()
+		if in.err == nil {
+			s.certs[id] = in.c
+		}
+		delete(s.issuing, id)
+		s.mu.Unlock()
+		close(in.done)
+	}()
 	in.c, in.err = s.loadOrIssue(id, cached == nil)
-	s.mu.Lock()
-	if in.err == nil {
-		s.certs[id] = in.c
-	}
-	delete(s.issuing, id)
-	s.mu.Unlock()
-	close(in.done)
 	return in.c, in.err
 }
+
+var errIssuanceFailed = errors.New("issuing the certificate failed")
 
 // loadOrIssue returns the certificate kept on disk for id (if fromDisk,
 // and there is one still good), or else issues one and keeps it.
@@ -99,6 +103,21 @@ func (s *Store) NextRefresh() (time.Time, bool) {
 		}
 	}
 	return next, !next.IsZero()
+}
+
+// ForgetDue drops the cached certificates due for refresh. Called right
+// after every connected proxy was given its certificate (re-issued if it
+// was due), it forgets those of identities no proxy uses any more, which
+// would otherwise stay due, and keep NextRefresh in the past, for ever.
+func (s *Store) ForgetDue() {
+	now := s.ca.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, c := range s.certs {
+		if !now.Before(c.RefreshAt()) {
+			delete(s.certs, id)
+		}
+	}
 }
 
 // Forget drops the cached certificate for id (a workload that went away).

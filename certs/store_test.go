@@ -149,3 +149,32 @@ func TestStoreIssuesOncePerIdentityConcurrently(t *testing.T) {
 		t.Errorf("%d issuances still recorded as in progress", len(s.issuing))
 	}
 }
+
+// ForgetDue drops only the certificates due for refresh, so that one no
+// proxy asks for again does not keep NextRefresh in the past.
+func TestStoreForgetDue(t *testing.T) {
+	clk := newClock()
+	s := NewStore(mustLoad(t, Options{Dir: t.TempDir(), CertLifetime: 2 * time.Minute, Now: clk.Now}))
+	gone := Identity{Namespace: "default", ServiceAccount: "gone"}
+	kept := Identity{Namespace: "default", ServiceAccount: "kept"}
+	for _, id := range []Identity{gone, kept} {
+		if _, err := s.Get(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Set(t0.Add(90 * time.Second)) // past both RefreshAt (80 s)
+	renewed, err := s.Get(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next, _ := s.NextRefresh(); next.After(clk.Now()) {
+		t.Fatalf("NextRefresh %s: want the unused certificate's, already past", next)
+	}
+	s.ForgetDue()
+	if next, ok := s.NextRefresh(); !ok || !next.Equal(renewed.RefreshAt()) {
+		t.Fatalf("after ForgetDue, NextRefresh = %s, %v; want the renewed certificate's %s", next, ok, renewed.RefreshAt())
+	}
+	if c, _ := s.Get(kept); c != renewed {
+		t.Error("ForgetDue dropped a certificate that is not due")
+	}
+}

@@ -126,5 +126,8 @@ func (r *Runner) RotateCertificates(ctx context.Context) {
 		if pushed > 0 {
 			r.log.Info("workload certificates rotated", zap.Int("proxies", pushed))
 		}
+		// Every connected proxy now has a certificate that is not due:
+		// those still due belong to identities no proxy uses any more.
+		r.store.ForgetDue()
 	}
 }

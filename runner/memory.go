@@ -23,7 +23,7 @@ const (
 	// releaseQuiet is how long nothing must have been rebuilt before the
 	// memory of the last wave is returned.
 	releaseQuiet = 100 * time.Millisecond
-	// releaseBelow is the live heap up to which it is.
+	// releaseBelow is the live heap below which it is.
 	releaseBelow = 64 << 20
 )
 
@@ -63,7 +63,7 @@ func (m *releaser) run(ctx context.Context) {
 		case <-m.activity:
 			timer.Reset(m.quiet)
 		case <-timer.C:
-			if m.live() <= releaseBelow {
+			if m.live() < releaseBelow {
 				m.free()
 			}
 		}

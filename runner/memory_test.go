@@ -14,30 +14,30 @@ func TestMemoryIsReleasedOnceAfterAWave(t *testing.T) {
 	var released atomic.Int32
 	var live atomic.Uint64
 	m := newReleaser()
-	m.quiet = 50 * time.Millisecond
+	m.quiet = 200 * time.Millisecond // against rebuilds every 5 ms: a wide margin under -race
 	m.live = live.Load
 	m.free = func() { released.Add(1) }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go m.run(ctx)
 
-	// A wave of 300 ms: rebuilds every 10 ms.
-	for range 30 {
+	// A wave of 300 ms: rebuilds every 5 ms.
+	for range 60 {
 		m.busy()
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	if n := released.Load(); n != 0 {
 		t.Fatalf("released %d times during the wave, want 0", n)
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(700 * time.Millisecond)
 	if n := released.Load(); n != 1 {
 		t.Fatalf("released %d times after the wave, want 1", n)
 	}
 
 	// A large heap is left to the runtime.
-	live.Store(releaseBelow + 1)
+	live.Store(releaseBelow)
 	m.busy()
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(700 * time.Millisecond)
 	if n := released.Load(); n != 1 {
 		t.Fatalf("released with a live heap above %d bytes", releaseBelow)
 	}

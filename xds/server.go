@@ -81,12 +81,6 @@ func NewServer(c *cache.Cache, hooks Hooks, metrics *Metrics, log *zap.Logger, o
 		// Responses whose resources are encoded once and shared are sent
 		// without copying them (codec.go).
 		grpc.ForceServerCodecV2(newSharedBytesCodec()),
-		// A connection takes a write buffer from a pool while it writes,
-		// instead of keeping its own 32 KiB: proxies are mostly idle, and
-		// 500 idle connections would hold 16 MB of buffers (counted as
-		// live heap, so the garbage collector also lets the heap grow by
-		// as much again before it runs).
-		grpc.SharedWriteBuffer(true),
 	}
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(auditedCreds{TransportCredentials: credentials.NewTLS(o.TLS), log: log, metrics: metrics}))

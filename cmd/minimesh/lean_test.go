@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +52,9 @@ func TestLeanBuild(t *testing.T) {
 		t.Fatalf("go build -tags lean: %v\n%s", err, out)
 	}
 	for _, args := range [][]string{{"serve", "--kubernetes"}, {"demo"}} {
-		out, err := exec.Command(bin, args...).CombinedOutput()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a regression must not hang the test
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		cancel()
 		if err == nil || !strings.Contains(string(out), "-tags lean") {
 			t.Errorf("minimesh %s: %v, %q; want a failure that names -tags lean", strings.Join(args, " "), err, out)
 		}
@@ -67,7 +70,7 @@ func TestLeanBuild(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	lis.Close()
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	serve := exec.Command(bin, "serve", "--config-dir", dir, "--insecure-xds", "--ca-dir", t.TempDir(),
 		"--xds-address", addr, "--metrics-address", "", "--debug-address", "", "--log-level", "warn")
 	serve.Stderr = &stderr
@@ -106,4 +109,22 @@ func TestLeanBuild(t *testing.T) {
 	if p := envoy.Problems(); len(p) > 0 {
 		t.Errorf("the configuration has problems: %v", p)
 	}
+}
+
+// lockedBuffer is a buffer a child process writes to while the test may read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -43,7 +43,7 @@ type Config struct {
 type Update struct {
 	TypeURL string
 	Version string   // SotW version_info, or delta system_version_info
-	Names   []string // resources added or updated, in response order
+	Names   []string // resources added or updated, in response order (shared with other Envoys: read only)
 	Removed []string // delta only
 	NACK    string   // non-empty if the response was rejected
 	Bytes   int      // size of the DiscoveryResponse (proto.Size)
