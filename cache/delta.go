@@ -496,9 +496,6 @@ type DeltaResponse struct {
 	removed   []string
 }
 
-// Len is the number of resources the response sends.
-func (r *DeltaResponse) Len() int { return len(r.resources) }
-
 // Message is the response to send, without its nonce. Each call returns a
 // new message, so the caller may set the nonce.
 func (r *DeltaResponse) Message() *discoveryv3.DeltaDiscoveryResponse {

@@ -283,9 +283,6 @@ type SotwResponse struct {
 	owed     *Names // the names owed when it was made: sent now
 }
 
-// Len is the number of resources the response sends.
-func (r *SotwResponse) Len() int { return len(r.resources) }
-
 // Message is the response to send, without its nonce. Each call returns a
 // new message, so the caller may set the nonce.
 func (r *SotwResponse) Message() *discoveryv3.DiscoveryResponse {

@@ -104,28 +104,14 @@ func (s *deltaServer) serve(stream discoveryv3.AggregatedDiscoveryService_DeltaA
 		s.callbacks.OnDeltaStreamClosed(st.id, st.node)
 	}()
 
-	queue, recvErr := readRequests(stream.Recv)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-recvErr:
-			return endOfStream(err)
-		case r := <-st.out:
-			if err := st.send(r); err != nil {
-				return err
-			}
-		case <-queue.ready:
-			for _, req := range queue.take() {
-				if err := st.sendPrepared(); err != nil {
-					return err
-				}
-				if err := st.request(req); err != nil {
-					return err
-				}
-			}
+	// Responses already prepared go out before a request is handled: the
+	// cache counts them as held by the proxy.
+	return runStream(ctx, stream.Recv, st.out, st.send, func(req *discoveryv3.DeltaDiscoveryRequest) error {
+		if err := st.sendPrepared(); err != nil {
+			return err
 		}
-	}
+		return st.request(req)
+	})
 }
 
 // request handles one request from the proxy.

@@ -28,6 +28,7 @@ package xds
 // prepared them (clusters before endpoints, listeners before routes).
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strconv"
@@ -90,21 +91,29 @@ func (s *sotwServer) serve(stream discoveryv3.AggregatedDiscoveryService_StreamA
 		s.callbacks.OnStreamClosed(st.id, st.node)
 	}()
 
-	queue, recvErr := readRequests(stream.Recv)
+	return runStream(ctx, stream.Recv, st.out, st.send, st.request)
+}
 
+// runStream is the loop of an ADS stream, state of the world or delta: it
+// sends the responses the cache prepares (out) as they come, and handles
+// the proxy's requests in order as they are read, until the proxy or the
+// server ends the stream.
+func runStream[Req, Resp any](ctx context.Context, recv func() (Req, error), out <-chan Resp,
+	send func(Resp) error, handle func(Req) error) error {
+	queue, recvErr := readRequests(recv)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-recvErr:
 			return endOfStream(err)
-		case r := <-st.out:
-			if err := st.send(r); err != nil {
+		case r := <-out:
+			if err := send(r); err != nil {
 				return err
 			}
 		case <-queue.ready:
 			for _, req := range queue.take() {
-				if err := st.request(req); err != nil {
+				if err := handle(req); err != nil {
 					return err
 				}
 			}

@@ -348,28 +348,25 @@ type indexKey struct {
 }
 
 // indexedAs returns the shared index of a response with exactly these
-// resources, or nil.
-func (d *Decoder) indexedAs(decoded []*resource) *indexed {
+// resources, or nil and the key to keep the response's index under
+// (keepIndexed); ok is false for a response too small to share.
+func (d *Decoder) indexedAs(decoded []*resource) (x *indexed, key indexKey, ok bool) {
 	if d == nil || len(decoded) < minShared {
-		return nil
+		return nil, indexKey{}, false
 	}
-	key := indexKey{hashResources(decoded), len(decoded)}
+	key = indexKey{hashResources(decoded), len(decoded)}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	for _, c := range d.indexes[key] {
 		if slices.Equal(c.decoded, decoded) {
-			return c.x
+			return c.x, key, true
 		}
 	}
-	return nil
+	return nil, key, true
 }
 
-// keepIndexed offers x, the index of decoded, for sharing.
-func (d *Decoder) keepIndexed(decoded []*resource, x *indexed) {
-	if d == nil || len(decoded) < minShared {
-		return
-	}
-	key := indexKey{hashResources(decoded), len(decoded)}
+// keepIndexed offers x, the index of decoded, for sharing under key.
+func (d *Decoder) keepIndexed(key indexKey, decoded []*resource, x *indexed) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.indexes == nil || d.kept >= maxIndexed {

@@ -390,8 +390,9 @@ func (e *Envoy) deliver(u Update) {
 // that other Envoys received too is indexed once, and the index shared
 // (read only: see own).
 func (e *Envoy) collect(decoded []*resource) (*indexed, string) {
-	if x := e.cfg.Decoder.indexedAs(decoded); x != nil {
-		return x, ""
+	shared, key, share := e.cfg.Decoder.indexedAs(decoded)
+	if shared != nil {
+		return shared, ""
 	}
 	x := &indexed{byName: make(map[string]*resource, len(decoded)), names: make([]string, 0, len(decoded))}
 	for _, r := range decoded {
@@ -407,7 +408,9 @@ func (e *Envoy) collect(decoded []*resource) (*indexed, string) {
 		x.byName[r.name] = r
 		x.names = append(x.names, r.name)
 	}
-	e.cfg.Decoder.keepIndexed(decoded, x)
+	if share {
+		e.cfg.Decoder.keepIndexed(key, decoded, x)
+	}
 	return x, ""
 }
 
