@@ -112,13 +112,17 @@ func TestPublish(t *testing.T) {
 	}
 }
 
+// into delivers a watch's responses into a channel, which must have room
+// for them.
+func into[T any](ch chan T) func(T) { return func(r T) { ch <- r } }
+
 // watchOnce opens a watch of a new stream that asks for every resource of
 // typeURL, and returns the response it gets at once, or nil.
 func watchOnce(c *cache.Cache, node, typeURL string) *cache.SotwResponse {
 	out := make(chan *cache.SotwResponse, 1)
 	var st cache.SotwState
 	st.Subscribe(nil)
-	cancel := c.WatchSotw(node, typeURL, "", st, out)
+	cancel := c.WatchSotw(node, typeURL, "", st, into(out))
 	defer cancel()
 	select {
 	case r := <-out:
@@ -178,7 +182,7 @@ func (w *watcher) open() {
 			slices.Sort(names)
 		}
 		st.Subscribe(names)
-		w.c.WatchSotw(w.node.GetId(), typ, version, *st, w.responses)
+		w.c.WatchSotw(w.node.GetId(), typ, version, *st, into(w.responses))
 	}
 }
 

@@ -88,24 +88,25 @@ func NewDeltaState(typeURL string) *DeltaState { return &DeltaState{typeURL: typ
 // deltaWatch is a delta stream waiting for a change of its type.
 type deltaWatch struct {
 	mustAnswer bool // the stream's first wildcard request: answered even if empty
-	out        chan<- *DeltaResponse
+	deliver    func(*DeltaResponse)
 }
 
-// WatchDelta takes in a request of the stream whose state is st, and sends
-// out the response to it at once if there is something to send, or else
+// WatchDelta takes in a request of the stream whose state is st, and hands
+// deliver the response to it at once if there is something to send, or else
 // when the node's configuration changes. The stream cancels the watch before
-// it makes its next request. out must have room for one response per type:
-// a watch sends at most one, and never blocks.
-func (c *Cache) WatchDelta(nodeID string, st *DeltaState, req *discoveryv3.DeltaDiscoveryRequest, out chan<- *DeltaResponse) (cancel func()) {
+// it makes its next request. A watch delivers at most one response; deliver
+// is called with the node's lock held, so it must not block or call the
+// cache.
+func (c *Cache) WatchDelta(nodeID string, st *DeltaState, req *discoveryv3.DeltaDiscoveryRequest, deliver func(*DeltaResponse)) (cancel func()) {
 	n := c.node(nodeID)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	first := !st.started
 	st.take(req)
-	w := &deltaWatch{mustAnswer: first && st.wildcard, out: out}
+	w := &deltaWatch{mustAnswer: first && st.wildcard, deliver: deliver}
 	if s := n.snap.Load(); s != nil {
 		if r := st.update(s.sets[st.typeURL], w.mustAnswer, requestNames(req)); r != nil {
-			out <- r
+			deliver(r)
 			return func() {}
 		}
 	}
@@ -128,9 +129,7 @@ func (n *node) cancelDelta(st *DeltaState, w *deltaWatch) {
 }
 
 // respondDelta answers the node's open delta watches that s gives
-// something to send, in the order of Types. The caller holds n.mu; every
-// response channel has room for one response per type, so this never
-// blocks.
+// something to send, in the order of Types. The caller holds n.mu.
 func (n *node) respondDelta(s *Snapshot) {
 	for _, t := range Types {
 		for st := range n.deltaOpen {
@@ -139,7 +138,7 @@ func (n *node) respondDelta(s *Snapshot) {
 				continue
 			}
 			if r := st.update(s.sets[t], w.mustAnswer, nil); r != nil {
-				w.out <- r
+				w.deliver(r)
 				st.watch = nil
 				delete(n.deltaOpen, st)
 			}

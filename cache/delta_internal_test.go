@@ -76,13 +76,13 @@ func TestDeltaStreamCostFollowsWhatChanged(t *testing.T) {
 		// the one interned list.
 		req := &discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: slices.Clone(names)}
 		st := NewDeltaState(resourcev3.EndpointType)
-		c.WatchDelta(id, st, req, out)
+		c.WatchDelta(id, st, req, func(r *DeltaResponse) { out <- r })
 		resp := <-out
 		if got := len(resp.resources); got != n {
 			t.Fatalf("%s: first response has %d resources, want %d", id, got, n)
 		}
 		ack := &discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResponseNonce: "1"}
-		c.WatchDelta(id, st, ack, out)
+		c.WatchDelta(id, st, ack, func(r *DeltaResponse) { out <- r })
 		if st.base != first.sets[resourcev3.EndpointType] || st.over != nil || st.watch == nil {
 			t.Fatalf("%s: stream state after the ACK: %+v; want the proxy's set as base, no exceptions, a watch open", id, st)
 		}

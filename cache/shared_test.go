@@ -178,7 +178,7 @@ func TestNamedSubscriptionsGetWhatTheyName(t *testing.T) {
 		t.Helper()
 		st.Subscribe(names)
 		ch := make(chan *cache.SotwResponse, 1)
-		cancel := c.WatchSotw(node.GetId(), resourcev3.EndpointType, version, st, ch)
+		cancel := c.WatchSotw(node.GetId(), resourcev3.EndpointType, version, st, into(ch))
 		defer cancel()
 		select {
 		case r := <-ch:
@@ -251,10 +251,10 @@ func TestChangedClusterIsSentItsEndpoints(t *testing.T) {
 	out := make(chan *cache.SotwResponse, 2)
 	cds.Subscribe(nil)
 	eds.Subscribe([]string{v1Cluster, v2Cluster, dbService})
-	c.WatchSotw(node, resourcev3.ClusterType, "", cds, out)
+	c.WatchSotw(node, resourcev3.ClusterType, "", cds, into(out))
 	clusters := <-out
 	cds.Sent(clusters)
-	c.WatchSotw(node, resourcev3.EndpointType, "", eds, out)
+	c.WatchSotw(node, resourcev3.EndpointType, "", eds, into(out))
 	endpoints := <-out
 	eds.Sent(endpoints)
 
@@ -266,7 +266,7 @@ func TestChangedClusterIsSentItsEndpoints(t *testing.T) {
 	if _, err := c.Publish(context.Background(), node, newSnapshot(t, changed)); err != nil {
 		t.Fatal(err)
 	}
-	cancel := c.WatchSotw(node, resourcev3.ClusterType, clusters.Version, cds, out)
+	cancel := c.WatchSotw(node, resourcev3.ClusterType, clusters.Version, cds, into(out))
 	defer cancel()
 	refresh := cds.Sent(<-out)
 	if !slices.Equal(refresh, []string{v1Cluster}) {
@@ -277,7 +277,7 @@ func TestChangedClusterIsSentItsEndpoints(t *testing.T) {
 	}
 	// The endpoints did not change, yet the stream is answered at once,
 	// with v1's endpoints only.
-	cancelEDS := c.WatchSotw(node, resourcev3.EndpointType, endpoints.Version, eds, out)
+	cancelEDS := c.WatchSotw(node, resourcev3.EndpointType, endpoints.Version, eds, into(out))
 	defer cancelEDS()
 	select {
 	case r := <-out:
@@ -290,7 +290,7 @@ func TestChangedClusterIsSentItsEndpoints(t *testing.T) {
 	}
 	// Once sent, nothing more is owed.
 	cancelEDS()
-	c.WatchSotw(node, resourcev3.EndpointType, endpoints.Version, eds, out)
+	c.WatchSotw(node, resourcev3.EndpointType, endpoints.Version, eds, into(out))
 	select {
 	case r := <-out:
 		t.Errorf("endpoints sent again after they were paid: %d resources", len(onWire(t, r).GetResources()))

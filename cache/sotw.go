@@ -294,18 +294,19 @@ func (r *SotwResponse) Message() *discoveryv3.DiscoveryResponse {
 	return out
 }
 
-// WatchSotw sends out the response a stream in state st, reporting
+// WatchSotw hands deliver the response a stream in state st, reporting
 // version, is to get for typeURL: at once if there is one, otherwise when
 // the node's configuration changes. The stream cancels the watch before it
-// changes st or opens another for the type. out must have room for one
-// response per type: a watch sends at most one, and never blocks.
-func (c *Cache) WatchSotw(nodeID, typeURL, version string, st SotwState, out chan<- *SotwResponse) (cancel func()) {
+// changes st or opens another for the type. A watch delivers at most one
+// response; deliver is called with the node's lock held, so it must not
+// block or call the cache.
+func (c *Cache) WatchSotw(nodeID, typeURL, version string, st SotwState, deliver func(*SotwResponse)) (cancel func()) {
 	n := c.node(nodeID)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if s := n.snap.Load(); s != nil {
 		if r := st.answer(typeURL, version, s.sets[typeURL]); r != nil {
-			out <- r
+			deliver(r)
 			return func() {}
 		}
 	}
@@ -314,7 +315,7 @@ func (c *Cache) WatchSotw(nodeID, typeURL, version string, st SotwState, out cha
 	}
 	n.nextWatch++
 	id := n.nextWatch
-	n.watches[id] = &sotwWatch{typeURL: typeURL, version: version, state: st, out: out}
+	n.watches[id] = &sotwWatch{typeURL: typeURL, version: version, state: st, deliver: deliver}
 	return func() {
 		n.mu.Lock()
 		delete(n.watches, id)
@@ -326,7 +327,7 @@ func (c *Cache) WatchSotw(nodeID, typeURL, version string, st SotwState, out cha
 type sotwWatch struct {
 	typeURL, version string
 	state            SotwState
-	out              chan<- *SotwResponse
+	deliver          func(*SotwResponse)
 }
 
 // respondSotW answers the node's open watches that s gives something to
@@ -338,7 +339,7 @@ func (n *node) respondSotW(s *Snapshot) {
 				continue
 			}
 			if r := w.state.answer(t, w.version, s.sets[t]); r != nil {
-				w.out <- r
+				w.deliver(r)
 				delete(n.watches, id)
 			}
 		}

@@ -17,12 +17,14 @@ package xds
 //     nonce can still NACK that older response (a delta response carries
 //     only some resources, so the rejection is news), but its ACK tells
 //     nothing new;
-//   - responses already prepared are sent before a request is handled: the
-//     cache counts what it prepared as held by the proxy;
+//   - responses already prepared keep their place in the outbox, ahead of
+//     those a request leads to: the cache counts what it prepared as held
+//     by the proxy;
 //   - a NACK is not answered by resending the rejected resources: they
 //     count as held until they change.
-// Responses of all types leave through one channel, in the order the cache
-// prepared them (clusters before endpoints, listeners before routes).
+// Responses of all types leave through one outbox, in the order the cache
+// prepared them (clusters before endpoints, listeners before routes); how
+// a stream's goroutines share the work is in stream.go.
 
 import (
 	"strconv"
@@ -74,24 +76,22 @@ func (t *deltaType) replyTo(nonce string) (version string, found, last bool) {
 	return "", false, false
 }
 
-// deltaStream is one delta ADS stream.
+// deltaStream is one delta ADS stream. Its fields are guarded by loop.mu.
 type deltaStream struct {
 	s      *deltaServer
 	id     int64
 	stream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesServer
 	node   *corev3.Node
 	types  map[string]*deltaType
-	out    chan *cache.DeltaResponse
 	nonce  int64
+	loop   streamLoop[*discoveryv3.DeltaDiscoveryRequest, *cache.DeltaResponse, *discoveryv3.DeltaDiscoveryResponse]
 }
 
 // serve runs one stream until the proxy or the server ends it.
 func (s *deltaServer) serve(stream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
 	ctx := stream.Context()
-	st := &deltaStream{s: s, id: s.nextID.Add(1), stream: stream, types: map[string]*deltaType{},
-		// Room for one response per type being watched, and a few types
-		// minimesh does not serve: a watch sends at most one response.
-		out: make(chan *cache.DeltaResponse, len(cache.Types)+4)}
+	st := &deltaStream{s: s, id: s.nextID.Add(1), stream: stream, types: map[string]*deltaType{}}
+	st.loop.recv, st.loop.handle, st.loop.prepare, st.loop.send = stream.Recv, st.request, st.prepare, stream.Send
 	if err := s.callbacks.OnDeltaStreamOpen(ctx, st.id, ""); err != nil {
 		return err
 	}
@@ -103,15 +103,7 @@ func (s *deltaServer) serve(stream discoveryv3.AggregatedDiscoveryService_DeltaA
 		}
 		s.callbacks.OnDeltaStreamClosed(st.id, st.node)
 	}()
-
-	// Responses already prepared go out before a request is handled: the
-	// cache counts them as held by the proxy.
-	return runStream(ctx, stream.Recv, st.out, st.send, func(req *discoveryv3.DeltaDiscoveryRequest) error {
-		if err := st.sendPrepared(); err != nil {
-			return err
-		}
-		return st.request(req)
-	})
+	return st.loop.run()
 }
 
 // request handles one request from the proxy.
@@ -142,37 +134,21 @@ func (st *deltaStream) request(req *discoveryv3.DeltaDiscoveryRequest) error {
 	if t.cancel != nil {
 		t.cancel()
 	}
-	t.cancel = st.s.cache.WatchDelta(st.node.GetId(), t.state, req, st.out)
+	t.cancel = st.s.cache.WatchDelta(st.node.GetId(), t.state, req, st.loop.deliver)
 	return nil
 }
 
-// sendPrepared sends the responses already prepared.
-func (st *deltaStream) sendPrepared() error {
-	for {
-		select {
-		case r := <-st.out:
-			if err := st.send(r); err != nil {
-				return err
-			}
-		default:
-			return nil
-		}
-	}
-}
-
-// send sends a response and records it.
-func (st *deltaStream) send(r *cache.DeltaResponse) error {
+// prepare gives a response its nonce and records it as sent: a request
+// the proxy writes from now on answers it, even before it is on the wire.
+func (st *deltaStream) prepare(r *cache.DeltaResponse) *discoveryv3.DeltaDiscoveryResponse {
 	t := st.types[r.TypeURL]
 	st.nonce++
 	msg := r.Message()
 	msg.Nonce = strconv.FormatInt(st.nonce, 10)
-	if err := st.stream.Send(msg); err != nil {
-		return err
-	}
 	// (t.cancel is kept: the watch that fired may already have been
 	// replaced by the next request's, and cancelling a fired one is a no-op.)
 	copy(t.sent[1:], t.sent[:len(t.sent)-1])
 	t.sent[0] = sentResponse{nonce: msg.Nonce, version: r.Version}
 	st.s.callbacks.OnStreamDeltaResponse(st.id, msg)
-	return nil
+	return msg
 }

@@ -24,15 +24,12 @@ package xds
 //   - when clusters change, their endpoints are sent again even if they
 //     did not change: Envoy warms a changed cluster anew, and it finishes
 //     warming only with its endpoints.
-// Responses of all types leave through one channel, in the order the cache
-// prepared them (clusters before endpoints, listeners before routes).
+// Responses of all types leave through one outbox, in the order the cache
+// prepared them (clusters before endpoints, listeners before routes); how
+// a stream's goroutines share the work is in stream.go.
 
 import (
-	"context"
-	"errors"
-	"io"
 	"strconv"
-	"sync"
 	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -61,24 +58,23 @@ type sotwType struct {
 	cancel   func() // the open watch, if any
 }
 
-// sotwStream is one state-of-the-world ADS stream.
+// sotwStream is one state-of-the-world ADS stream. Its fields are guarded
+// by loop.mu.
 type sotwStream struct {
 	s      *sotwServer
 	id     int64
 	stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer
 	node   *corev3.Node
 	types  map[string]*sotwType
-	out    chan *cache.SotwResponse
 	nonce  int64
+	loop   streamLoop[*discoveryv3.DiscoveryRequest, *cache.SotwResponse, *discoveryv3.DiscoveryResponse]
 }
 
 // serve runs one stream until the proxy or the server ends it.
 func (s *sotwServer) serve(stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
 	ctx := stream.Context()
-	st := &sotwStream{s: s, id: s.nextID.Add(1), stream: stream, types: map[string]*sotwType{},
-		// Room for one response per type being watched, and a few types
-		// minimesh does not serve: a watch sends at most one response.
-		out: make(chan *cache.SotwResponse, len(cache.Types)+4)}
+	st := &sotwStream{s: s, id: s.nextID.Add(1), stream: stream, types: map[string]*sotwType{}}
+	st.loop.recv, st.loop.handle, st.loop.prepare, st.loop.send = stream.Recv, st.request, st.prepare, stream.Send
 	if err := s.callbacks.OnStreamOpen(ctx, st.id, ""); err != nil {
 		return err
 	}
@@ -91,104 +87,7 @@ func (s *sotwServer) serve(stream discoveryv3.AggregatedDiscoveryService_StreamA
 		s.callbacks.OnStreamClosed(st.id, st.node)
 	}()
 
-	return runStream(ctx, stream.Recv, st.out, st.send, st.request)
-}
-
-// runStream is the loop of an ADS stream, state of the world or delta: it
-// sends the responses the cache prepares (out) as they come, and handles
-// the proxy's requests in order as they are read, until the proxy or the
-// server ends the stream.
-func runStream[Req, Resp any](ctx context.Context, recv func() (Req, error), out <-chan Resp,
-	send func(Resp) error, handle func(Req) error) error {
-	queue, recvErr := readRequests(recv)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-recvErr:
-			return endOfStream(err)
-		case r := <-out:
-			if err := send(r); err != nil {
-				return err
-			}
-		case <-queue.ready:
-			for _, req := range queue.take() {
-				if err := handle(req); err != nil {
-					return err
-				}
-			}
-		}
-	}
-}
-
-// maxPendingRequests bounds the requests a stream holds before handling
-// them. Envoy sends a few per response; a client that sends thousands
-// without reading is broken or hostile.
-const maxPendingRequests = 1000
-
-// readRequests reads a proxy's requests as they come, into a queue, until
-// the stream ends; the error that ended it comes out of the channel. A
-// stream keeps reading even while it is blocked sending a response: a
-// proxy that writes its next request before it reads the response (as
-// simple clients do) would otherwise wait for the server while the server
-// waits for it, until TCP gives up on the connection.
-func readRequests[T any](recv func() (T, error)) (*requestQueue[T], <-chan error) {
-	queue := &requestQueue[T]{ready: make(chan struct{}, 1)}
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			req, err := recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			if !queue.push(req) {
-				recvErr <- status.Errorf(codes.ResourceExhausted,
-					"more than %d requests not yet handled: the proxy sends requests without reading the responses", maxPendingRequests)
-				return
-			}
-		}
-	}()
-	return queue, recvErr
-}
-
-// endOfStream is what a stream returns when reading a request failed.
-func endOfStream(err error) error {
-	if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
-		return nil // the proxy closed the stream
-	}
-	return err
-}
-
-// requestQueue holds the requests read from a proxy and not yet handled.
-type requestQueue[T any] struct {
-	mu      sync.Mutex
-	pending []T
-	ready   chan struct{} // holds a value while pending is not empty
-}
-
-// push queues a request; false if the queue is full.
-func (q *requestQueue[T]) push(req T) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.pending) >= maxPendingRequests {
-		return false
-	}
-	q.pending = append(q.pending, req)
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-// take returns the queued requests, in order, and empties the queue.
-func (q *requestQueue[T]) take() []T {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := q.pending
-	q.pending = nil
-	return out
+	return st.loop.run()
 }
 
 // request handles one request from the proxy.
@@ -232,63 +131,43 @@ func (st *sotwStream) request(req *discoveryv3.DiscoveryRequest) error {
 	}
 	t.state.Subscribe(req.GetResourceNames())
 	t.reported = version
-	return st.watch(typeURL, t)
+	st.watch(typeURL, t)
+	return nil
 }
 
 // watch (re)opens the watch of a type, dropping a response already
 // prepared for it: that answered what the stream asked before.
-func (st *sotwStream) watch(typeURL string, t *sotwType) error {
+func (st *sotwStream) watch(typeURL string, t *sotwType) {
 	if t.cancel != nil {
 		t.cancel()
 		t.cancel = nil
 	}
-	if err := st.dropPending(typeURL); err != nil {
-		return err
-	}
-	t.cancel = st.s.cache.WatchSotw(st.node.GetId(), typeURL, t.reported, t.state, st.out)
-	return nil
+	st.loop.out.drop(func(r *cache.SotwResponse) bool { return r.TypeURL == typeURL })
+	t.cancel = st.s.cache.WatchSotw(st.node.GetId(), typeURL, t.reported, t.state, st.loop.deliver)
 }
 
-// dropPending sends the responses already prepared for other types, and
-// drops those for typeURL: they answered a subscription just replaced.
-func (st *sotwStream) dropPending(typeURL string) error {
-	for {
-		select {
-		case r := <-st.out:
-			if r.TypeURL == typeURL {
-				continue
-			}
-			if err := st.send(r); err != nil {
-				return err
-			}
-		default:
-			return nil
-		}
-	}
-}
-
-// send sends a response and records it.
-func (st *sotwStream) send(r *cache.SotwResponse) error {
+// prepare gives a response its nonce and records it as sent: a request
+// the proxy writes from now on answers it, even before it is on the wire.
+func (st *sotwStream) prepare(r *cache.SotwResponse) *discoveryv3.DiscoveryResponse {
 	t := st.types[r.TypeURL]
 	st.nonce++
 	msg := r.Message()
 	msg.Nonce = strconv.FormatInt(st.nonce, 10)
-	if err := st.stream.Send(msg); err != nil {
-		return err
-	}
 	t.nonce, t.version = msg.Nonce, r.Version
 	t.cancel = nil // the watch fired: it is closed
 	refresh := t.state.Sent(r)
 	st.s.callbacks.OnStreamResponse(st.stream.Context(), st.id, nil, msg)
 	if len(refresh) == 0 {
-		return nil
+		return msg
 	}
 	// Clusters that changed are warmed again by Envoy, and a cluster
 	// finishes warming only when it is sent its endpoints, changed or
 	// not: they are owed to the stream.
 	eds := st.types[resourcev3.EndpointType]
-	if eds == nil || !eds.state.Owe(refresh) || eds.cancel == nil {
-		return nil // no endpoint subscription, or its next request will collect them
+	if eds != nil && eds.state.Owe(refresh) && eds.cancel != nil {
+		// (Otherwise there is no endpoint subscription, or its next
+		// request will collect them.)
+		st.watch(resourcev3.EndpointType, eds)
 	}
-	return st.watch(resourcev3.EndpointType, eds)
+	return msg
 }
