@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -630,4 +632,96 @@ func TestNACKVersionIsTheStreamsOwn(t *testing.T) {
 		t.Errorf("NACK recorded for version %s, want stream A's %s (stream B sent %s)",
 			p.Types[resourcev3.ClusterType].LastNACK.Version, fromA.GetSystemVersionInfo(), fromB.GetSystemVersionInfo())
 	}
+}
+
+// An idle stream has one goroutine of its own, the one reading its
+// requests; a sender runs only while responses wait (stream.go). The test
+// counts the goroutines running minimesh's stream code, with streams idle,
+// then again after a change has reached every stream.
+func TestIdleStreamHasOneGoroutine(t *testing.T) {
+	const perFlavor = 10
+	_, hooks, conn := startServer(t, "a")
+	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	var sotw []discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	var delta []discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+	for i := range perFlavor {
+		s, err := ads.StreamAggregatedResources(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode(fmt.Sprintf("sotw-%d.default", i)), TypeUrl: resourcev3.ClusterType}); err != nil {
+			t.Fatal(err)
+		}
+		sotw = append(sotw, s)
+		d, err := ads.DeltaAggregatedResources(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode(fmt.Sprintf("delta-%d.default", i)), TypeUrl: resourcev3.ClusterType}); err != nil {
+			t.Fatal(err)
+		}
+		delta = append(delta, d)
+	}
+	// receive reads each stream's next response and ACKs it.
+	receive := func(wantClusters int) {
+		t.Helper()
+		for _, s := range sotw {
+			r, err := s.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.GetResources()) != wantClusters {
+				t.Fatalf("SotW response with %d clusters, want %d", len(r.GetResources()), wantClusters)
+			}
+			if err := s.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, d := range delta {
+			r, err := d.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: r.GetNonce()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	receive(1)
+	checkStreamGoroutines(t, 2*perFlavor)
+
+	for i := range perFlavor {
+		hooks.setClusters(fmt.Sprintf("sotw-%d.default", i), "a", "b")
+		hooks.setClusters(fmt.Sprintf("delta-%d.default", i), "a", "b")
+	}
+	receive(2)
+	checkStreamGoroutines(t, 2*perFlavor)
+}
+
+// checkStreamGoroutines waits until the goroutines running minimesh's
+// stream code are one per stream, each reading requests, and fails if
+// they do not come to that.
+func checkStreamGoroutines(t *testing.T, streams int) {
+	t.Helper()
+	var readers, others int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		buf := make([]byte, 1<<22)
+		buf = buf[:runtime.Stack(buf, true)]
+		readers, others = 0, 0
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			switch {
+			case strings.Contains(g, "minimesh/xds.(*sotwServer).serve(") || strings.Contains(g, "minimesh/xds.(*deltaServer).serve("):
+				readers++ // the goroutine gRPC runs the handler on
+			case strings.Contains(g, "minimesh/xds.Test") || strings.Contains(g, "minimesh/xds.(*Server).Serve("):
+				// the test, and the server's listener
+			case strings.Contains(g, "minimesh/xds."):
+				others++
+			}
+		}
+		if readers == streams && others == 0 {
+			return
+		}
+	}
+	t.Fatalf("%d streams: %d goroutines reading requests and %d others in the stream code; want one reader per stream and nothing else",
+		streams, readers, others)
 }
