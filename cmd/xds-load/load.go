@@ -387,6 +387,7 @@ func execute(ctx context.Context, o Options) (*Report, error) {
 	res.ControlPlaneCPUSeconds = round3(cpAfter.CPUSeconds - cpBefore.CPUSeconds)
 	res.RSSMiB = mib(cpAfter.RSSBytes)
 	res.PeakRSSMiB = mib(cpAfter.PeakBytes)
+	res.AnonMiB, res.FileMiB = mib(cpAfter.AnonBytes), mib(cpAfter.FileBytes)
 	if r.prof == nil {
 		res.LoadGeneratorCPUSeconds = round3(selfAfter.CPUSeconds - selfBefore.CPUSeconds)
 		res.LoadGeneratorPeakRSSMiB = mib(selfAfter.PeakBytes)

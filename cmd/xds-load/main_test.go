@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -78,6 +79,11 @@ func checkReport(t *testing.T, rep *Report, proxies int, inProcess bool) {
 	}
 	if cpu <= 0 || res.RSSMiB <= 0 || res.PeakRSSMiB < res.RSSMiB {
 		t.Errorf("resources: %+v", res)
+	}
+	// The split of RSS: both parts present, and adding up to it (read a
+	// moment apart, hence the tolerance).
+	if res.AnonMiB <= 0 || res.FileMiB <= 0 || math.Abs(res.AnonMiB+res.FileMiB-res.RSSMiB) > res.RSSMiB/4 {
+		t.Errorf("RSS %v MiB, split into %v anonymous and %v from files", res.RSSMiB, res.AnonMiB, res.FileMiB)
 	}
 }
 

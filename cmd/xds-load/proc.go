@@ -20,6 +20,8 @@ type procStat struct {
 	CPUSeconds float64 // user + system
 	RSSBytes   int64   // VmRSS
 	PeakBytes  int64   // VmHWM: peak resident set
+	AnonBytes  int64   // RssAnon: the part of VmRSS that is the process's own memory
+	FileBytes  int64   // RssFile: the part mapped from files, the executable's pages mostly
 }
 
 // readProc reads /proc/PID (pid 0: this process).
@@ -65,6 +67,10 @@ func readProc(pid int) (procStat, error) {
 			st.RSSBytes = kB(line)
 		case strings.HasPrefix(line, "VmHWM:"):
 			st.PeakBytes = kB(line)
+		case strings.HasPrefix(line, "RssAnon:"):
+			st.AnonBytes = kB(line)
+		case strings.HasPrefix(line, "RssFile:"):
+			st.FileBytes = kB(line)
 		}
 	}
 	return st, sc.Err()

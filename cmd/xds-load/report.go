@@ -87,8 +87,12 @@ type ResourceReport struct {
 	Split                   *CPUSplit `json:"split,omitempty"`
 	RSSMiB                  float64   `json:"rss_mib"`
 	PeakRSSMiB              float64   `json:"peak_rss_mib"`
-	LoadGeneratorPeakRSSMiB float64   `json:"load_generator_peak_rss_mib,omitempty"` // external mode
-	Note                    string    `json:"note,omitempty"`
+	// At the end: the process's own memory (heap, stacks) and the pages
+	// mapped from files (the executable's, shared with the page cache).
+	AnonMiB                 float64 `json:"anon_mib"`
+	FileMiB                 float64 `json:"file_mib"`
+	LoadGeneratorPeakRSSMiB float64 `json:"load_generator_peak_rss_mib,omitempty"` // external mode
+	Note                    string  `json:"note,omitempty"`
 }
 
 // BytesReport: what the proxies received (sum of proto.Size of each
@@ -251,6 +255,10 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, " %s after %s,", num(ch.RSSMiB), ch.Kind)
 	}
 	fmt.Fprintf(w, " %s MiB at the end, peak %s MiB   %s\n", num(res.RSSMiB), num(res.PeakRSSMiB), r.target("rss"))
+	if res.AnonMiB+res.FileMiB > 0 {
+		fmt.Fprintf(w, "  at the end: %s MiB anonymous (heap, stacks), %s MiB mapped from files (the executable's pages)\n",
+			num(res.AnonMiB), num(res.FileMiB))
+	}
 	if res.Note != "" {
 		fmt.Fprintf(w, "  note: %s\n", res.Note)
 	}
