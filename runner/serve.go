@@ -104,7 +104,8 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		xdsNames = append(xdsNames, kubeSrc.serviceNames(cmp.Or(cfg.DomainSuffix, mesh.DefaultDomainSuffix))...)
 	}
 	r := New(c, cfg.Log.Named("runner"), opts)
-	xo := xds.Options{Secrets: []string{translator.SecretWorkloadCert, translator.SecretRootCA}}
+	r.release = newReleaser() // before anything rebuilds
+	xo := xds.Options{Secrets: []string{translator.SecretWorkloadCert, translator.SecretRootCA}, Activity: r.release.busy}
 	if cfg.InsecureXDS {
 		cfg.Log.Warn("xDS is served in plaintext (--insecure-xds): nothing is authenticated, and any client " +
 			"that can reach the xDS port can obtain any workload's certificate and key. Use only on a trusted machine.")
@@ -132,7 +133,6 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	if cfg.Registry != nil {
 		r.registerMetrics(cfg.Registry)
 	}
-	r.release = newReleaser() // before anything rebuilds
 	go r.release.run(ctx)
 	go r.RotateCertificates(ctx)
 	cp := &ControlPlane{Addr: lis.Addr(), Runner: r, Server: srv,

@@ -42,6 +42,7 @@ import (
 type deltaServer struct {
 	cache     *cache.Cache
 	callbacks *callbacks
+	activity  func() // Options.Activity
 	nextID    atomic.Int64
 }
 
@@ -92,6 +93,7 @@ func (s *deltaServer) serve(stream discoveryv3.AggregatedDiscoveryService_DeltaA
 	ctx := stream.Context()
 	st := &deltaStream{s: s, id: s.nextID.Add(1), stream: stream, types: map[string]*deltaType{}}
 	st.loop.recv, st.loop.handle, st.loop.prepare, st.loop.send = stream.Recv, st.request, st.prepare, stream.Send
+	st.loop.activity = s.activity
 	if err := s.callbacks.OnDeltaStreamOpen(ctx, st.id, ""); err != nil {
 		return err
 	}

@@ -42,6 +42,10 @@ type Options struct {
 	// find dead proxies (default 30 s); KeepaliveTimeout how long it waits
 	// for the answer (default 10 s).
 	KeepaliveTime, KeepaliveTimeout time.Duration
+	// Activity, if set, is called for every request a stream reads (an
+	// ACK ends a push): the runner waits for a quiet moment to collect
+	// memory (runner/memory.go). It must not block.
+	Activity func()
 }
 
 // Server is the xDS gRPC server.
@@ -69,8 +73,8 @@ func NewServer(c *cache.Cache, hooks Hooks, metrics *Metrics, log *zap.Logger, o
 	tracker := NewTracker()
 	cb := newCallbacks(hooks, tracker, metrics, log, o.Secrets)
 	ads := adsServer{
-		sotw:  &sotwServer{cache: c, callbacks: cb, tracker: tracker},
-		delta: &deltaServer{cache: c, callbacks: cb},
+		sotw:  &sotwServer{cache: c, callbacks: cb, tracker: tracker, activity: o.Activity},
+		delta: &deltaServer{cache: c, callbacks: cb, activity: o.Activity},
 	}
 
 	opts := []grpc.ServerOption{

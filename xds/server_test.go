@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,9 +100,15 @@ func (h *fakeHooks) setClusters(node string, names ...string) {
 // client connection to it.
 func startServer(t *testing.T, clusters ...string) (*Server, *fakeHooks, *grpc.ClientConn) {
 	t.Helper()
+	return startServerWith(t, Options{}, clusters...)
+}
+
+// startServerWith is startServer with options.
+func startServerWith(t *testing.T, o Options, clusters ...string) (*Server, *fakeHooks, *grpc.ClientConn) {
+	t.Helper()
 	c := cache.New(nil)
 	hooks := &fakeHooks{t: t, cache: c, clusters: clusters, listeners: map[string][]string{}}
-	srv := NewServer(c, hooks, nil, testlog.New(t), Options{})
+	srv := NewServer(c, hooks, nil, testlog.New(t), o)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufconn",
@@ -724,4 +731,42 @@ func checkStreamGoroutines(t *testing.T, streams int) {
 	}
 	t.Fatalf("%d streams: %d goroutines reading requests and %d others in the stream code; want one reader per stream and nothing else",
 		streams, readers, others)
+}
+
+// Options.Activity hears of every request read, on both kinds of stream.
+func TestActivityIsToldOfEveryRequest(t *testing.T) {
+	var requests atomic.Int32
+	_, _, conn := startServerWith(t, Options{Activity: func() { requests.Add(1) }}, "a")
+	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	s, err := ads.StreamAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode("sotw.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := ads.DeltaAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode("delta.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	// The SotW ACK may still be on its way; three requests in all.
+	for deadline := time.Now().Add(5 * time.Second); requests.Load() < 3 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := requests.Load(); n != 3 {
+		t.Fatalf("activity told of %d requests, want 3", n)
+	}
 }

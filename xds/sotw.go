@@ -46,6 +46,7 @@ type sotwServer struct {
 	cache     *cache.Cache
 	callbacks *callbacks
 	tracker   *Tracker
+	activity  func() // Options.Activity
 	nextID    atomic.Int64
 }
 
@@ -75,6 +76,7 @@ func (s *sotwServer) serve(stream discoveryv3.AggregatedDiscoveryService_StreamA
 	ctx := stream.Context()
 	st := &sotwStream{s: s, id: s.nextID.Add(1), stream: stream, types: map[string]*sotwType{}}
 	st.loop.recv, st.loop.handle, st.loop.prepare, st.loop.send = stream.Recv, st.request, st.prepare, stream.Send
+	st.loop.activity = s.activity
 	if err := s.callbacks.OnStreamOpen(ctx, st.id, ""); err != nil {
 		return err
 	}

@@ -43,6 +43,8 @@ type streamLoop[Req, Resp, Msg any] struct {
 	prepare func(Resp) Msg
 	// send writes a message to the proxy.
 	send func(Msg) error
+	// activity, if set, is told of every request read.
+	activity func()
 
 	out outbox[Resp]
 }
@@ -157,6 +159,9 @@ func (l *streamLoop[Req, Resp, Msg]) run() error {
 				return sendErr
 			}
 			return endOfStream(err)
+		}
+		if l.activity != nil {
+			l.activity()
 		}
 		l.mu.Lock()
 		err = l.handle(req)
