@@ -137,19 +137,23 @@ func (r *Resources) sortByName() (sorted bool) {
 }
 
 // sortSlice sorts list by name unless it is sorted already, and reports
-// whether it sorted it.
+// whether it sorted it. The marked runs (ordered by start) are skipped:
+// only their edges are compared.
 func sortSlice[T any](r *Resources, typeURL string, list []T, name func(T) string) bool {
 	runs := r.shared[typeURL]
-	inRun := func(i int) bool { // list[i-1] and list[i] are in one marked run
-		for _, run := range runs {
-			if run.Start < i && i < run.End {
-				return true
-			}
-		}
-		return false
-	}
+	next := 0 // the first run that does not end before i
 	for i := 1; i < len(list); i++ {
-		if !inRun(i) && name(list[i]) < name(list[i-1]) {
+		for next < len(runs) && runs[next].End <= i {
+			next++
+		}
+		if next < len(runs) && runs[next].Start < i && i < runs[next].End {
+			// list[i-1] and list[i] are in one run, and so is the rest of
+			// it: go on from its last element, which the next step compares
+			// with what follows the run.
+			i = runs[next].End - 1
+			continue
+		}
+		if name(list[i]) < name(list[i-1]) {
 			slices.SortStableFunc(list, func(a, b T) int { return strings.Compare(name(a), name(b)) })
 			delete(r.shared, typeURL)
 			return true
