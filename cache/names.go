@@ -125,18 +125,34 @@ func newNames(list []string, wire []byte) *Names {
 }
 
 // intern returns the Names under key that same accepts, or adds the one
-// make makes.
+// make makes. The comparisons and make run outside the table's lock: an
+// EDS request's list is 150 KB at 1000 services, and 2000 proxies ACK at
+// once.
 func intern(key namesKey, same func(*Names) bool, make func() (*Names, error)) (*Names, error) {
+	var seen [4]*Names
+	candidates := seen[:0]
 	namesTable.Lock()
-	defer namesTable.Unlock()
 	for _, p := range namesTable.m[key] {
-		if n := p.Value(); n != nil && same(n) {
+		if n := p.Value(); n != nil {
+			candidates = append(candidates, n)
+		}
+	}
+	namesTable.Unlock()
+	for _, n := range candidates {
+		if same(n) {
 			return n, nil
 		}
 	}
 	n, err := make()
 	if err != nil {
 		return nil, err
+	}
+	namesTable.Lock()
+	defer namesTable.Unlock()
+	for _, p := range namesTable.m[key] {
+		if other := p.Value(); other != nil && !slices.Contains(candidates, other) && same(other) {
+			return other, nil // added meanwhile
+		}
 	}
 	namesTable.m[key] = append(namesTable.m[key], weak.Make(n))
 	var first *string
