@@ -15,11 +15,12 @@ package runner
 //     of CPU at these sizes.
 //   - A larger heap is collected when the runtime's pacing says, which is
 //     often in the middle of the next change: at 2000 proxies, marking
-//     400 MB takes 0.3–0.5 s of CPU, on the cores the change needs. So if a
-//     wave used more than half of the room the runtime leaves before its
-//     next collection, the releaser collects now, while nothing else runs,
-//     and the next change starts with all the room. (Memory is not given
-//     back: at this size it would only be asked for again.)
+//     400 MB takes 0.3–0.5 s of CPU, on the cores the change needs. So if
+//     a wave as large as the last one would not fit in the room the runtime
+//     leaves before its next collection, the releaser collects now, while
+//     nothing else runs, and the next change starts with all the room.
+//     (Memory is not given back: at this size it would only be asked for
+//     again.)
 
 import (
 	"context"
@@ -42,6 +43,7 @@ type heapState struct {
 	objects uint64 // in the heap now, live or garbage
 	live    uint64 // found live by the last collection
 	goal    uint64 // the size at which the runtime will collect next
+	allocs  uint64 // allocated since the process started
 }
 
 // releaser collects after each wave (see above).
@@ -51,6 +53,8 @@ type releaser struct {
 	heap     func() heapState
 	free     func() // collects and returns the memory
 	collect  func() // collects
+
+	allocs uint64 // heapState.allocs at the end of the last wave
 }
 
 func newReleaser() *releaser {
@@ -83,10 +87,12 @@ func (m *releaser) run(ctx context.Context) {
 			timer.Reset(m.quiet)
 		case <-timer.C:
 			h := m.heap()
+			wave := h.allocs - m.allocs // what the wave allocated (and the quiet time before it, little)
+			m.allocs = h.allocs
 			switch {
 			case h.live < releaseBelow:
 				m.free()
-			case h.goal > h.live && h.objects > h.live && h.objects-h.live > (h.goal-h.live)/2:
+			case h.objects+wave > h.goal:
 				m.collect()
 			}
 		}
@@ -99,13 +105,14 @@ func readHeap() heapState {
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/heap/goal:bytes"},
+		{Name: "/gc/heap/allocs:bytes"},
 	}
 	metrics.Read(samples)
-	var v [3]uint64
+	var v [4]uint64
 	for i, s := range samples {
 		if s.Value.Kind() == metrics.KindUint64 {
 			v[i] = s.Value.Uint64()
 		}
 	}
-	return heapState{objects: v[0], live: v[1], goal: v[2]}
+	return heapState{objects: v[0], live: v[1], goal: v[2], allocs: v[3]}
 }

@@ -10,8 +10,8 @@ import (
 
 // A wave (rebuilds, requests) is followed by one collection once it has
 // been quiet, none while the wave goes on. A small heap is collected and
-// returned; a large one is collected only if the wave used more than half
-// of the room before the runtime's next collection.
+// returned; a large one is collected only if another wave like the last
+// would not fit before the runtime's next collection.
 func TestMemoryIsCollectedOnceAfterAWave(t *testing.T) {
 	var freed, collected atomic.Int32
 	var heap atomic.Pointer[heapState]
@@ -37,25 +37,25 @@ func TestMemoryIsCollectedOnceAfterAWave(t *testing.T) {
 		}
 	}
 
-	heap.Store(&heapState{objects: 50 << 20, live: 20 << 20, goal: 40 << 20})
+	heap.Store(&heapState{objects: 50 << 20, live: 20 << 20, goal: 40 << 20, allocs: 100 << 20})
 	wave()
 	check("during a wave", 0, 0)
 	time.Sleep(700 * time.Millisecond)
 	check("after a wave, small heap", 1, 0)
 
-	// Large heap, the wave used 100 of the 200 MB of room: left to the
-	// runtime.
-	heap.Store(&heapState{objects: 500 << 20, live: 400 << 20, goal: 600 << 20})
+	// Large heap: 500 of 600 MB used, and the wave allocated 80 MB (allocs
+	// went from 100 to 180 MB): another fits; left to the runtime.
+	heap.Store(&heapState{objects: 500 << 20, live: 400 << 20, goal: 600 << 20, allocs: 180 << 20})
 	wave()
 	time.Sleep(700 * time.Millisecond)
-	check("after a wave that used half the room", 1, 0)
+	check("after a wave whose like fits", 1, 0)
 
-	// It used 150 MB: collected now.
-	heap.Store(&heapState{objects: 550 << 20, live: 400 << 20, goal: 600 << 20})
+	// This wave allocated 120 MB: another would not fit; collected now.
+	heap.Store(&heapState{objects: 500 << 20, live: 400 << 20, goal: 600 << 20, allocs: 300 << 20})
 	wave()
 	check("during a wave", 1, 0)
 	time.Sleep(700 * time.Millisecond)
-	check("after a wave that used three quarters of the room", 1, 1)
+	check("after a wave whose like would not fit", 1, 1)
 
 	var none *releaser
 	none.busy() // a runner without one does nothing
@@ -65,7 +65,7 @@ func TestMemoryIsCollectedOnceAfterAWave(t *testing.T) {
 func TestHeapIsRead(t *testing.T) {
 	runtime.GC() // live is the last collection's
 	h := readHeap()
-	if h.live == 0 || h.objects == 0 || h.goal <= h.live {
-		t.Fatalf("heap figures %+v: want live and objects above 0, the goal above live", h)
+	if h.live == 0 || h.objects == 0 || h.goal <= h.live || h.allocs < h.objects {
+		t.Fatalf("heap figures %+v: want live and objects above 0, the goal above live, allocs at least objects", h)
 	}
 }
