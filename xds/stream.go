@@ -28,8 +28,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// streamLoop is what runStream needs of a stream: Req is the request
-// type, Resp what the cache prepares, Msg what goes on the wire.
+// streamLoop runs one stream (run, deliver): Req is the request type, Resp
+// what the cache prepares, Msg what goes on the wire.
 type streamLoop[Req, Resp, Msg any] struct {
 	// mu guards the stream's state: handle and prepare are called with it
 	// held.
