@@ -74,7 +74,12 @@ var namesTable = struct {
 	seed   maphash.Seed
 	m      map[namesKey][]weak.Pointer[Names]
 	owners map[*string]weak.Pointer[Names] // by the first element of its list
-}{seed: maphash.MakeSeed(), m: map[namesKey][]weak.Pointer[Names]{}, owners: map[*string]weak.Pointer[Names]{}}
+	// making holds, per key, a channel closed once the list being made
+	// under it is in m: the others asking for it wait instead of making
+	// a copy each.
+	making map[namesKey]chan struct{}
+}{seed: maphash.MakeSeed(), m: map[namesKey][]weak.Pointer[Names]{}, owners: map[*string]weak.Pointer[Names]{},
+	making: map[namesKey]chan struct{}{}}
 
 // InternNames returns the shared Names for list, which it does not keep.
 func InternNames(list []string) *Names {
@@ -125,43 +130,67 @@ func newNames(list []string, wire []byte) *Names {
 }
 
 // intern returns the Names under key that same accepts, or adds the one
-// make makes. The comparisons and make run outside the table's lock: an
-// EDS request's list is 150 KB at 1000 services, and 2000 proxies ACK at
-// once.
-func intern(key namesKey, same func(*Names) bool, make func() (*Names, error)) (*Names, error) {
-	var seen [4]*Names
-	candidates := seen[:0]
-	namesTable.Lock()
-	for _, p := range namesTable.m[key] {
-		if n := p.Value(); n != nil {
-			candidates = append(candidates, n)
+// build makes. The comparisons and build run outside the table's lock (an
+// EDS request's list is 150 KB at 1000 services, and 2000 proxies ACK a
+// change at once), and one caller at a time makes a list under a key: when
+// the mesh changes, every proxy sends the new list at once, and each would
+// otherwise decode a copy of its own, to throw away.
+func intern(key namesKey, same func(*Names) bool, build func() (*Names, error)) (*Names, error) {
+	for {
+		var seen [4]*Names
+		candidates := seen[:0]
+		namesTable.Lock()
+		for _, p := range namesTable.m[key] {
+			if n := p.Value(); n != nil {
+				candidates = append(candidates, n)
+			}
 		}
-	}
-	namesTable.Unlock()
-	for _, n := range candidates {
-		if same(n) {
-			return n, nil
+		making := namesTable.making[key]
+		if making == nil {
+			namesTable.making[key] = make(chan struct{})
 		}
+		namesTable.Unlock()
+		for _, n := range candidates {
+			if same(n) {
+				if making == nil {
+					doneMaking(key)
+				}
+				return n, nil
+			}
+		}
+		if making != nil {
+			<-making // then look again: it may be this list
+			continue
+		}
+		return add(key, build)
 	}
-	n, err := make()
+}
+
+// add builds a list and adds it under key, which the caller is making.
+func add(key namesKey, build func() (*Names, error)) (*Names, error) {
+	defer doneMaking(key) // also if build panics: the others must not wait for ever
+	n, err := build()
 	if err != nil {
 		return nil, err
 	}
 	namesTable.Lock()
-	defer namesTable.Unlock()
-	for _, p := range namesTable.m[key] {
-		if other := p.Value(); other != nil && !slices.Contains(candidates, other) && same(other) {
-			return other, nil // added meanwhile
-		}
-	}
 	namesTable.m[key] = append(namesTable.m[key], weak.Make(n))
 	var first *string
 	if len(n.list) > 0 {
 		first = &n.list[0]
 		namesTable.owners[first] = weak.Make(n)
 	}
+	namesTable.Unlock()
 	runtime.AddCleanup(n, forgetNames, forgotten{key, first})
 	return n, nil
+}
+
+// doneMaking lets the callers waiting on key look again.
+func doneMaking(key namesKey) {
+	namesTable.Lock()
+	defer namesTable.Unlock()
+	close(namesTable.making[key])
+	delete(namesTable.making, key)
 }
 
 // forgotten is what to remove from the table when a Names is gone.

@@ -76,6 +76,7 @@ func (m *releaser) busy() {
 
 // run acts after each wave until ctx ends.
 func (m *releaser) run(ctx context.Context) {
+	m.allocs = m.heap().allocs // the first wave is what comes after this
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {

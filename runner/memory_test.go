@@ -20,6 +20,7 @@ func TestMemoryIsCollectedOnceAfterAWave(t *testing.T) {
 	m.heap = func() heapState { return *heap.Load() }
 	m.free = func() { freed.Add(1) }
 	m.collect = func() { collected.Add(1) }
+	heap.Store(&heapState{objects: 30 << 20, live: 20 << 20, goal: 40 << 20, allocs: 100 << 20}) // when run starts
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go m.run(ctx)

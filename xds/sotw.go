@@ -16,8 +16,9 @@ package xds
 //     type is stale: the proxy has not seen the latest response yet, and
 //     will answer it; it is ignored;
 //   - a request replaces the type's subscription and watch; a response
-//     already prepared for the type but not sent is dropped, since it
-//     answered the old subscription;
+//     the cache delivered for the type that has not been given a nonce
+//     yet is dropped, since it answered the old subscription (one with a
+//     nonce is sent: the request is stale against it);
 //   - a NACK keeps the rejected version from being sent again: the watch
 //     waits for a version other than the rejected one, and the next
 //     response lists every subscribed resource;

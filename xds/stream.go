@@ -63,6 +63,12 @@ type outbox[Resp any] struct {
 	done    sync.WaitGroup
 }
 
+// maxQueued bounds the responses waiting in an outbox. A state-of-the-world
+// stream has at most one per type (a new request drops the one it
+// replaces); a delta stream keeps them all, and a proxy that sends
+// requests without reading the responses would have them pile up.
+const maxQueued = 1000
+
 // deliver queues a response, and starts a sender if none is running. The
 // cache calls it (through a watch) with its locks held: it never blocks.
 func (l *streamLoop[Req, Resp, Msg]) deliver(r Resp) {
@@ -70,6 +76,12 @@ func (l *streamLoop[Req, Resp, Msg]) deliver(r Resp) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
+		return
+	}
+	if len(o.queue) >= maxQueued {
+		o.failed = status.Errorf(codes.ResourceExhausted,
+			"more than %d responses wait to be sent: the proxy sends requests without reading the responses", maxQueued)
+		o.closed, o.queue = true, nil
 		return
 	}
 	o.queue = append(o.queue, r)
@@ -155,6 +167,9 @@ func (l *streamLoop[Req, Resp, Msg]) run() error {
 	for {
 		req, err := l.recv()
 		if err != nil {
+			// A failed send cancels the stream, which is what ends recv:
+			// wait for the sender to have recorded why.
+			l.out.close()
 			if sendErr := l.out.err(); sendErr != nil {
 				return sendErr
 			}

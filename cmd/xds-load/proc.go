@@ -21,7 +21,7 @@ type procStat struct {
 	RSSBytes   int64   // VmRSS
 	PeakBytes  int64   // VmHWM: peak resident set
 	AnonBytes  int64   // RssAnon: the part of VmRSS that is the process's own memory
-	FileBytes  int64   // RssFile: the part mapped from files, the executable's pages mostly
+	FileBytes  int64   // RssFile + RssShmem: the part mapped from files, the executable's pages mostly
 }
 
 // readProc reads /proc/PID (pid 0: this process).
@@ -69,8 +69,8 @@ func readProc(pid int) (procStat, error) {
 			st.PeakBytes = kB(line)
 		case strings.HasPrefix(line, "RssAnon:"):
 			st.AnonBytes = kB(line)
-		case strings.HasPrefix(line, "RssFile:"):
-			st.FileBytes = kB(line)
+		case strings.HasPrefix(line, "RssFile:"), strings.HasPrefix(line, "RssShmem:"):
+			st.FileBytes += kB(line)
 		}
 	}
 	return st, sc.Err()
