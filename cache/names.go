@@ -146,15 +146,9 @@ func intern(key namesKey, same func(*Names) bool, build func() (*Names, error)) 
 			}
 		}
 		making := namesTable.making[key]
-		if making == nil {
-			namesTable.making[key] = make(chan struct{})
-		}
 		namesTable.Unlock()
 		for _, n := range candidates {
 			if same(n) {
-				if making == nil {
-					doneMaking(key)
-				}
 				return n, nil
 			}
 		}
@@ -162,8 +156,26 @@ func intern(key namesKey, same func(*Names) bool, build func() (*Names, error)) 
 			<-making // then look again: it may be this list
 			continue
 		}
+		namesTable.Lock()
+		if namesTable.making[key] != nil || addedSince(key, candidates) {
+			namesTable.Unlock()
+			continue // another caller got here first: look again
+		}
+		namesTable.making[key] = make(chan struct{})
+		namesTable.Unlock()
 		return add(key, build)
 	}
+}
+
+// addedSince reports whether a live Names not among seen is under key.
+// The caller holds the table's lock.
+func addedSince(key namesKey, seen []*Names) bool {
+	for _, p := range namesTable.m[key] {
+		if n := p.Value(); n != nil && !slices.Contains(seen, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // add builds a list and adds it under key, which the caller is making.
