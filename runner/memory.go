@@ -17,8 +17,8 @@ package runner
 //     often in the middle of the next change: at 2000 proxies, marking
 //     400 MB takes 0.3–0.5 s of CPU, on the cores the change needs. So if
 //     a wave half again as large as the last one would not fit in the room
-//     the runtime leaves before its next collection, the releaser collects
-//     now, while
+//     the runtime leaves before it starts its next collection, the releaser
+//     collects now, while
 //     nothing else runs, and the next change starts with all the room.
 //     (Memory is not given back: at this size it would only be asked for
 //     again.)
@@ -94,10 +94,13 @@ func (m *releaser) run(ctx context.Context) {
 			switch {
 			case h.live < releaseBelow:
 				m.free()
-			case h.objects+wave+wave/2 > h.goal:
-				// (Half again as much: waves of one kind differ, and a
-				// collection started halfway through one costs it as
-				// much as one at its start.)
+			case h.goal > h.live && h.objects+wave+wave/2 > h.live+(h.goal-h.live)*7/10:
+				// The runtime starts a collection before the heap
+				// reaches its goal, once 70–95% of the way there from
+				// the live heap: 70% is the bound to fit under. Half
+				// again as much as the last wave: waves of one kind
+				// differ, and a collection that starts halfway through
+				// one costs it as much as one at its start.
 				m.collect()
 			}
 		}

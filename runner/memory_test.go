@@ -44,17 +44,18 @@ func TestMemoryIsCollectedOnceAfterAWave(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 	check("after a wave, small heap", 1, 0)
 
-	// Large heap: 500 of 600 MB used, and the wave allocated 60 MB (allocs
-	// went from 100 to 160 MB): another, even half again as large, fits;
-	// left to the runtime.
-	heap.Store(&heapState{objects: 500 << 20, live: 400 << 20, goal: 600 << 20, allocs: 160 << 20})
+	// Large heap, 400 MB live: the runtime collects at 540 MB at the
+	// earliest (70% of the way to its 600 MB goal). 500 MB are used, and
+	// the wave allocated 20 MB (allocs went from 100 to 120 MB): another,
+	// even half again as large, fits; left to the runtime.
+	heap.Store(&heapState{objects: 500 << 20, live: 400 << 20, goal: 600 << 20, allocs: 120 << 20})
 	wave()
 	time.Sleep(700 * time.Millisecond)
 	check("after a wave whose like fits", 1, 0)
 
-	// This wave allocated 80 MB: another half again as large (120 MB)
-	// would not fit; collected now.
-	heap.Store(&heapState{objects: 500 << 20, live: 400 << 20, goal: 600 << 20, allocs: 240 << 20})
+	// This wave allocated 40 MB: another half again as large (60 MB)
+	// would not fit under 540 MB; collected now.
+	heap.Store(&heapState{objects: 500 << 20, live: 400 << 20, goal: 600 << 20, allocs: 160 << 20})
 	wave()
 	check("during a wave", 1, 0)
 	time.Sleep(700 * time.Millisecond)
