@@ -128,6 +128,32 @@ func envoyNode(id string) *corev3.Node {
 	return &corev3.Node{Id: id, UserAgentName: "envoy"}
 }
 
+// openSotW opens a state-of-the-world stream as node and asks for clusters.
+func openSotW(t *testing.T, conn *grpc.ClientConn, node string) discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
+	t.Helper()
+	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode(node), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// openDelta opens a delta stream as node and asks for clusters.
+func openDelta(t *testing.T, conn *grpc.ClientConn, node string) discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient {
+	t.Helper()
+	d, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode(node), TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // fetch waits for the next response, failing after a timeout.
 func fetch(t *testing.T, client sotwclient.ADSClient) *sotwclient.Response {
 	t.Helper()
@@ -480,13 +506,7 @@ func TestSotWAndDeltaStreamsAreTrackedApart(t *testing.T) {
 func TestStreamReadsRequestsWhileSending(t *testing.T) {
 	clusters := manyClusters()
 	_, _, conn := startServer(t, clusters...)
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode("my-app-v1.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
-		t.Fatal(err)
-	}
+	stream := openSotW(t, conn, "my-app-v1.default")
 	sendWithoutReading(t, func(int) error {
 		return stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: clusters[:1500]})
 	})
@@ -502,13 +522,7 @@ func TestStreamReadsRequestsWhileSending(t *testing.T) {
 func TestDeltaStreamReadsRequestsWhileSending(t *testing.T) {
 	clusters := manyClusters()
 	_, _, conn := startServer(t, clusters...)
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode("my-app-v1.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
-		t.Fatal(err)
-	}
+	stream := openDelta(t, conn, "my-app-v1.default")
 	sendWithoutReading(t, func(i int) error {
 		names := clusters[i*300 : i*300+1500]
 		return stream.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: names})
@@ -607,13 +621,7 @@ func TestNACKVersionIsTheStreamsOwn(t *testing.T) {
 	srv, hooks, conn := startServer(t, "a")
 	open := func() (discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient, *discoveryv3.DeltaDiscoveryResponse) {
 		t.Helper()
-		s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode("p1.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
-			t.Fatal(err)
-		}
+		s := openDelta(t, conn, "p1.default")
 		r, err := s.Recv()
 		if err != nil {
 			t.Fatal(err)
@@ -648,26 +656,11 @@ func TestNACKVersionIsTheStreamsOwn(t *testing.T) {
 func TestIdleStreamHasOneGoroutine(t *testing.T) {
 	const perFlavor = 10
 	_, hooks, conn := startServer(t, "a")
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 	var sotw []discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
 	var delta []discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
 	for i := range perFlavor {
-		s, err := ads.StreamAggregatedResources(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode(fmt.Sprintf("sotw-%d.default", i)), TypeUrl: resourcev3.ClusterType}); err != nil {
-			t.Fatal(err)
-		}
-		sotw = append(sotw, s)
-		d, err := ads.DeltaAggregatedResources(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode(fmt.Sprintf("delta-%d.default", i)), TypeUrl: resourcev3.ClusterType}); err != nil {
-			t.Fatal(err)
-		}
-		delta = append(delta, d)
+		sotw = append(sotw, openSotW(t, conn, fmt.Sprintf("sotw-%d.default", i)))
+		delta = append(delta, openDelta(t, conn, fmt.Sprintf("delta-%d.default", i)))
 	}
 	// receive reads each stream's next response and ACKs it.
 	receive := func(wantClusters int) {
@@ -737,14 +730,7 @@ func checkStreamGoroutines(t *testing.T, streams int) {
 func TestActivityIsToldOfEveryRequest(t *testing.T) {
 	var requests atomic.Int32
 	_, _, conn := startServerWith(t, Options{Activity: func() { requests.Add(1) }}, "a")
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
-	s, err := ads.StreamAggregatedResources(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode("sotw.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
-		t.Fatal(err)
-	}
+	s := openSotW(t, conn, "sotw.default")
 	r, err := s.Recv()
 	if err != nil {
 		t.Fatal(err)
@@ -752,13 +738,7 @@ func TestActivityIsToldOfEveryRequest(t *testing.T) {
 	if err := s.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := ads.DeltaAggregatedResources(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode("delta.default"), TypeUrl: resourcev3.ClusterType}); err != nil {
-		t.Fatal(err)
-	}
+	d := openDelta(t, conn, "delta.default")
 	if _, err := d.Recv(); err != nil {
 		t.Fatal(err)
 	}
