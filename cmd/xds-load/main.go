@@ -63,6 +63,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Settle, "settle", 200*time.Millisecond, "quiet time after each change before checking completeness (late pushes still counted)")
 	fs.DurationVar(&o.CompleteTimeout, "complete-timeout", 5*time.Second, "after each change, how long every proxy has to be complete again")
 	fs.BoolVar(&o.CollectBeforeChanges, "gc-before-changes", true, "collect the load generator's own heap before each change, so that its garbage collection (gigabytes at 2000 proxies) does not land in a change's measurement; false: leave it to the runtime")
+	fs.Int64Var(&o.GCLimitMiB, "gc-limit-mib", gcLimitAuto, "with --xds: collect the load generator's own heap only when it nears this many MiB (and before each change), not each time it doubles, so that the simulator's garbage collection does not take the cores the server is measured on; -1: half the memory available at start; 0: the Go runtime's usual pacing (GOGC)")
 	fs.DurationVar(&o.Hold, "hold", 0, "keep the proxies connected this long after the changes, to inspect the server (proxy-status, pprof)")
 	fs.DurationVar(&o.HoldOff, "debounce", 0, "in-process: quiet time after a file change before rebuilding (0: serve's default, 20ms)")
 	fs.DurationVar(&o.MaxDelay, "debounce-max", 0, "in-process: longest time from a file change to the rebuild (0: serve's default, 100ms)")

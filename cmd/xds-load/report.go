@@ -92,6 +92,11 @@ type ResourceReport struct {
 	AnonMiB                 float64 `json:"anon_mib"`
 	FileMiB                 float64 `json:"file_mib"`
 	LoadGeneratorPeakRSSMiB float64 `json:"load_generator_peak_rss_mib,omitempty"` // external mode
+	// External mode: the load generator's own garbage collections during
+	// the run, and the heap size it collects at (0: the runtime's usual
+	// pacing; see gc.go).
+	LoadGeneratorGCs        uint64  `json:"load_generator_gcs"`
+	LoadGeneratorGCLimitMiB float64 `json:"load_generator_gc_limit_mib,omitempty"`
 	Note                    string  `json:"note,omitempty"`
 }
 
@@ -232,7 +237,11 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, " (pprof label); load generator %s s, Go runtime unattributed (GC workers, scheduler) %s s; whole process %s s",
 			sec(res.Split.LoadGenerator), sec(res.Split.Unattributed), sec(res.ProcessCPUSeconds))
 	} else if r.Mode == "external" {
-		fmt.Fprintf(w, "; load generator %s s (peak RSS %s MiB)", sec(res.LoadGeneratorCPUSeconds), num(res.LoadGeneratorPeakRSSMiB))
+		fmt.Fprintf(w, "; load generator %s s (peak RSS %s MiB; %d collections", sec(res.LoadGeneratorCPUSeconds), num(res.LoadGeneratorPeakRSSMiB), res.LoadGeneratorGCs)
+		if res.LoadGeneratorGCLimitMiB > 0 {
+			fmt.Fprintf(w, ", only at %s MiB or before a change", num(res.LoadGeneratorGCLimitMiB))
+		}
+		fmt.Fprint(w, ")")
 	}
 	fmt.Fprintln(w)
 	phases := []struct {
