@@ -1,7 +1,6 @@
 package main
 
 import (
-	"runtime/debug"
 	"testing"
 )
 
@@ -18,33 +17,23 @@ func allocate(n int) uint64 {
 	return gcCycles() - before
 }
 
-// TestCollectOnlyAtLimit: under the runtime's pacing, 64 MiB of garbage
-// made one MiB at a time is collected several times; with a 1 GiB limit
-// it is not collected at all, and the pacing is back afterwards.
-func TestCollectOnlyAtLimit(t *testing.T) {
+// TestBallastPacesCollections: under the runtime's usual pacing, 64 MiB of
+// garbage made one MiB at a time is collected several times; with a
+// 256 MiB ballast it is not collected at all, and once the ballast is
+// released the usual pacing is back.
+func TestBallastPacesCollections(t *testing.T) {
 	if paced := allocate(64); paced < 2 {
 		t.Fatalf("the runtime's usual pacing collected %d times during 64 MiB of garbage; the test needs at least 2 to compare with", paced)
 	}
-	restore := collectOnlyAtLimit(1 << 30)
-	limited := allocate(64)
-	restore()
-	if limited != 0 {
-		t.Errorf("with a 1 GiB limit, 64 MiB of garbage was collected %d times; want 0", limited)
+	b := newBallast(256 << 20)
+	allocate(1) // the collection paced before the ballast existed
+	withBallast := allocate(64)
+	b.release()
+	if withBallast != 0 {
+		t.Errorf("with a 256 MiB ballast, 64 MiB of garbage was collected %d times; want 0", withBallast)
 	}
-	if p := debug.SetGCPercent(100); p != 100 {
-		t.Errorf("after restore GOGC is %d, want 100", p)
-	}
+	allocate(600) // until the runtime collects and sees the ballast gone
 	if again := allocate(64); again < 2 {
-		t.Errorf("after restore, 64 MiB of garbage was collected %d times; want the usual pacing back (2 or more)", again)
-	}
-}
-
-func TestDefaultGCLimitIsHalfTheAvailableMemory(t *testing.T) {
-	limit := defaultGCLimit()
-	if limit <= 0 {
-		t.Fatalf("defaultGCLimit() = %d; /proc/meminfo should give MemAvailable", limit)
-	}
-	if m := readMachine(); limit > m.MemoryMiB<<20/2 {
-		t.Errorf("limit %d MiB is more than half the machine's %d MiB", limit>>20, m.MemoryMiB)
+		t.Errorf("after release, 64 MiB of garbage was collected %d times; want the usual pacing back (2 or more)", again)
 	}
 }

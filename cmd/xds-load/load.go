@@ -49,10 +49,10 @@ type Options struct {
 	// CollectBeforeChanges runs a garbage collection of this process before
 	// each change (see makeChange).
 	CollectBeforeChanges bool
-	// GCLimitMiB, in external mode: collect this process's heap only when
-	// it nears this many MiB (gc.go). 0: the runtime's usual pacing (GOGC);
-	// gcLimitAuto: half the memory available at start.
-	GCLimitMiB int64
+	// BallastMiB, in external mode: a ballast of this many MiB that the
+	// runtime counts as live heap, so that this process is not collected
+	// before its heap reaches twice (ballast + live); see gc.go. 0: none.
+	BallastMiB int64
 
 	// In-process mode (XDSAddress empty): minimesh runs in this process.
 	HoldOff, MaxDelay time.Duration // debounce of the file watcher (0: serve's defaults)
@@ -112,8 +112,8 @@ func (o *Options) validate() error {
 		return errors.New("--xds needs --config-dir: the directory the server watches, where the changes are made")
 	case o.XDSAddress == "" && o.PID != 0:
 		return errors.New("--pid is for an external server (--xds); in-process mode measures this process")
-	case o.GCLimitMiB < gcLimitAuto:
-		return errors.New("--gc-limit-mib must be -1 (half the available memory), 0 (the runtime's usual pacing) or a size in MiB")
+	case o.BallastMiB < 0:
+		return errors.New("--gc-ballast-mib must not be negative")
 	case o.XDSAddress != "" && (o.CPUProfile != "" || o.MutexProfile != ""):
 		return errors.New("--cpuprofile and --mutexprofile are for in-process mode; profile an external server through its own pprof")
 	}
@@ -189,7 +189,6 @@ type loadRun struct {
 	complete atomic.Int64 // proxies that got a complete config
 	settled  atomic.Int64 // proxies complete, or whose stream ended before
 	allDone  chan struct{}
-	gcLimit  int64 // external mode: the heap size this process collects at (0: GOGC pacing)
 	// cpLast is the last reading of the control plane's process, kept
 	// for when it disappears (killed, crashed); cpGone says it did.
 	cpMu   sync.Mutex
@@ -226,17 +225,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 func execute(ctx context.Context, o Options) (*Report, error) {
 	r := &loadRun{o: o, allDone: make(chan struct{})}
-	if o.XDSAddress != "" {
-		// Before the simulated Envoys are built: none of their garbage
-		// is collected by the runtime's pacing (gc.go).
-		limit := o.GCLimitMiB << 20
-		if o.GCLimitMiB == gcLimitAuto {
-			limit = defaultGCLimit()
-		}
-		if limit > 0 {
-			defer collectOnlyAtLimit(limit)()
-			r.gcLimit = limit
-		}
+	if o.XDSAddress != "" && o.BallastMiB > 0 {
+		// Before the simulated Envoys are built, so that their first
+		// garbage is paced with it (gc.go).
+		b := newBallast(o.BallastMiB << 20)
+		defer b.release()
 	}
 	mesh := o.mesh()
 	workloads := synth.Workloads(mesh)
@@ -415,7 +408,9 @@ func execute(ctx context.Context, o Options) (*Report, error) {
 		res.LoadGeneratorCPUSeconds = round3(selfAfter.CPUSeconds - selfBefore.CPUSeconds)
 		res.LoadGeneratorPeakRSSMiB = mib(selfAfter.PeakBytes)
 		res.LoadGeneratorGCs = gcCycles() - gcsBefore
-		res.LoadGeneratorGCLimitMiB = mib(r.gcLimit)
+		if o.XDSAddress != "" {
+			res.LoadGeneratorBallastMiB = o.BallastMiB
+		}
 		if o.PID == 0 {
 			res.Note = "no --pid: the server's CPU and memory were not measured"
 		}

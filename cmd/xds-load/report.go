@@ -93,11 +93,10 @@ type ResourceReport struct {
 	FileMiB                 float64 `json:"file_mib"`
 	LoadGeneratorPeakRSSMiB float64 `json:"load_generator_peak_rss_mib,omitempty"` // external mode
 	// External mode: the load generator's own garbage collections during
-	// the run, and the heap size it collects at (0: the runtime's usual
-	// pacing; see gc.go).
-	LoadGeneratorGCs        uint64  `json:"load_generator_gcs"`
-	LoadGeneratorGCLimitMiB float64 `json:"load_generator_gc_limit_mib,omitempty"`
-	Note                    string  `json:"note,omitempty"`
+	// the run, and the ballast its collections were paced with (gc.go).
+	LoadGeneratorGCs        uint64 `json:"load_generator_gcs"`
+	LoadGeneratorBallastMiB int64  `json:"load_generator_ballast_mib"`
+	Note                    string `json:"note,omitempty"`
 }
 
 // BytesReport: what the proxies received (sum of proto.Size of each
@@ -238,8 +237,8 @@ func (r *Report) Print(w io.Writer) {
 			sec(res.Split.LoadGenerator), sec(res.Split.Unattributed), sec(res.ProcessCPUSeconds))
 	} else if r.Mode == "external" {
 		fmt.Fprintf(w, "; load generator %s s (peak RSS %s MiB; %d collections", sec(res.LoadGeneratorCPUSeconds), num(res.LoadGeneratorPeakRSSMiB), res.LoadGeneratorGCs)
-		if res.LoadGeneratorGCLimitMiB > 0 {
-			fmt.Fprintf(w, ", only at %s MiB or before a change", num(res.LoadGeneratorGCLimitMiB))
+		if res.LoadGeneratorBallastMiB > 0 {
+			fmt.Fprintf(w, " paced with a %d MiB ballast", res.LoadGeneratorBallastMiB)
 		}
 		fmt.Fprint(w, ")")
 	}
