@@ -359,7 +359,8 @@ func execute(ctx context.Context, o Options) (*Report, error) {
 	}
 	r.report.Connect = r.connectReport(start)
 	r.report.Connect.CPU = phase.end(r)
-	r.report.Connect.RSSMiB = mib(r.cpStat().RSSBytes)
+	cp := r.cpStat()
+	r.report.Connect.RSSMiB, r.report.Connect.PeakRSSMiB = mib(cp.RSSBytes), mib(cp.PeakBytes)
 	progress("%d of %d proxies complete; last at %s", r.report.Connect.Complete, o.Proxies, ms(r.report.Connect.AllCompleteMs))
 	if r.report.Connect.Complete < o.Proxies {
 		why := "the other streams ended"
@@ -381,7 +382,8 @@ func execute(ctx context.Context, o Options) (*Report, error) {
 			r.makeChange(ctx, t.makeChange(kind, i), &cr, progress)
 		}
 		cr.CPU = phase.end(r)
-		cr.RSSMiB = mib(r.cpStat().RSSBytes)
+		cp := r.cpStat()
+		cr.RSSMiB, cr.PeakRSSMiB = mib(cp.RSSBytes), mib(cp.PeakBytes)
 		r.report.Changes = append(r.report.Changes, cr)
 	}
 	if o.Hold > 0 && ctx.Err() == nil {
@@ -403,6 +405,7 @@ func execute(ctx context.Context, o Options) (*Report, error) {
 	res.ControlPlaneCPUSeconds = round3(cpAfter.CPUSeconds - cpBefore.CPUSeconds)
 	res.RSSMiB = mib(cpAfter.RSSBytes)
 	res.PeakRSSMiB = mib(cpAfter.PeakBytes)
+	res.PeakPhase = r.report.peakPhase()
 	res.AnonMiB, res.FileMiB = mib(cpAfter.AnonBytes), mib(cpAfter.FileBytes)
 	if r.prof == nil {
 		res.LoadGeneratorCPUSeconds = round3(selfAfter.CPUSeconds - selfBefore.CPUSeconds)

@@ -80,6 +80,18 @@ func checkReport(t *testing.T, rep *Report, proxies int, inProcess bool) {
 	if cpu <= 0 || res.RSSMiB <= 0 || res.PeakRSSMiB < res.RSSMiB {
 		t.Errorf("resources: %+v", res)
 	}
+	// The peak is a high-water mark: it never falls from phase to phase,
+	// and the phase that reached it is named.
+	last := rep.Connect.PeakRSSMiB
+	for _, ch := range rep.Changes {
+		if ch.PeakRSSMiB < last {
+			t.Errorf("peak RSS fell from %v to %v MiB during the %s changes", last, ch.PeakRSSMiB, ch.Kind)
+		}
+		last = ch.PeakRSSMiB
+	}
+	if last <= 0 || last > res.PeakRSSMiB || res.PeakPhase == "" {
+		t.Errorf("peak RSS %v MiB after the last phase, %v at the end, reached in phase %q", last, res.PeakRSSMiB, res.PeakPhase)
+	}
 	// The split of RSS: both parts present, and adding up to it (read a
 	// moment apart, hence the tolerance).
 	if res.AnonMiB <= 0 || res.FileMiB <= 0 || math.Abs(res.AnonMiB+res.FileMiB-res.RSSMiB) > res.RSSMiB/4 {

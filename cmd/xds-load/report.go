@@ -46,6 +46,7 @@ type ConnectReport struct {
 	AllCompleteMs float64  `json:"all_complete_ms"`   // the last proxy, from the start
 	BytesMiB      float64  `json:"bytes_mib"`         // received by all proxies in this phase
 	RSSMiB        float64  `json:"rss_mib"`           // control plane's (or this process's) RSS at the end of the phase
+	PeakRSSMiB    float64  `json:"peak_rss_mib"`      // its peak RSS (VmHWM) so far, at the end of the phase
 	CPU           PhaseCPU `json:"cpu"`
 }
 
@@ -65,7 +66,8 @@ type ChangeReport struct {
 	Responses      map[string]int64 `json:"responses"`       // responses received per type, all proxies, all repetitions
 	BytesPerProxy  float64          `json:"bytes_per_proxy"` // per change, mean over proxies
 	CPU            PhaseCPU         `json:"cpu"`
-	RSSMiB         float64          `json:"rss_mib"` // control plane's (or this process's) RSS after these changes
+	RSSMiB         float64          `json:"rss_mib"`      // control plane's (or this process's) RSS after these changes
+	PeakRSSMiB     float64          `json:"peak_rss_mib"` // its peak RSS (VmHWM) so far, after these changes
 
 	samples []float64
 	bytes   int64
@@ -87,6 +89,7 @@ type ResourceReport struct {
 	Split                   *CPUSplit `json:"split,omitempty"`
 	RSSMiB                  float64   `json:"rss_mib"`
 	PeakRSSMiB              float64   `json:"peak_rss_mib"`
+	PeakPhase               string    `json:"peak_phase,omitempty"` // the phase in which the peak was reached: connect, or a change kind
 	// At the end: the process's own memory (heap, stacks) and the pages
 	// mapped from files (the executable's, shared with the page cache).
 	AnonMiB                 float64 `json:"anon_mib"`
@@ -262,7 +265,15 @@ func (r *Report) Print(w io.Writer) {
 	for _, ch := range r.Changes {
 		fmt.Fprintf(w, " %s after %s,", num(ch.RSSMiB), ch.Kind)
 	}
-	fmt.Fprintf(w, " %s MiB at the end, peak %s MiB   %s\n", num(res.RSSMiB), num(res.PeakRSSMiB), r.target("rss"))
+	fmt.Fprintf(w, " %s MiB at the end, peak %s MiB", num(res.RSSMiB), num(res.PeakRSSMiB))
+	switch res.PeakPhase {
+	case "":
+	case "connect":
+		fmt.Fprint(w, " (reached while connecting)")
+	default:
+		fmt.Fprintf(w, " (reached during the %s changes)", res.PeakPhase)
+	}
+	fmt.Fprintf(w, "   %s\n", r.target("rss"))
 	if res.AnonMiB+res.FileMiB > 0 {
 		fmt.Fprintf(w, "  at the end: %s MiB anonymous (heap, stacks), %s MiB mapped from files (the executable's pages)\n",
 			num(res.AnonMiB), num(res.FileMiB))
@@ -363,4 +374,24 @@ func kib(b float64) string {
 		return fmt.Sprintf("%.1f KiB", b/(1<<10))
 	}
 	return fmt.Sprintf("%.0f B", b)
+}
+
+// peakPhase names the phase at whose end the peak RSS (a high-water mark,
+// so it only rises) first read its final value: the phase that reached it.
+// "" when the peak rose after the last phase (while holding) or was not
+// measured.
+func (r *Report) peakPhase() string {
+	peak := r.Resources.PeakRSSMiB
+	if peak == 0 {
+		return ""
+	}
+	if r.Connect.PeakRSSMiB >= peak {
+		return "connect"
+	}
+	for _, ch := range r.Changes {
+		if ch.PeakRSSMiB >= peak {
+			return ch.Kind
+		}
+	}
+	return ""
 }
