@@ -49,8 +49,9 @@ type CA struct {
 	chain  []*x509.Certificate // sent after each leaf: cert and intermediates, never the root
 	expiry time.Time           // earliest NotAfter on the path from cert to its root
 
-	bundle []*x509.Certificate // trusted roots, deduplicated
-	pool   *x509.CertPool      // bundle as a pool
+	bundle    []*x509.Certificate // trusted roots, deduplicated
+	bundlePEM []byte              // bundle as concatenated PEM, encoded once
+	pool      *x509.CertPool      // bundle as a pool
 }
 
 // LoadOrCreate opens the CA in o.Dir: a user-supplied CA in Istio's plug-in
@@ -157,13 +158,9 @@ func (ca *CA) TrustBundle() []*x509.Certificate {
 }
 
 // TrustBundlePEM returns the trust bundle as concatenated PEM certificates.
-func (ca *CA) TrustBundlePEM() []byte {
-	var b bytes.Buffer
-	for _, c := range ca.bundle {
-		b.Write(pemEncode("CERTIFICATE", c.Raw))
-	}
-	return b.Bytes()
-}
+// Every proxy's configuration carries it, so it is encoded once and the
+// same bytes are returned each time: callers must not modify them.
+func (ca *CA) TrustBundlePEM() []byte { return ca.bundlePEM }
 
 // Generated reports whether minimesh generated the root (in this or an earlier run).
 func (ca *CA) Generated() bool { return ca.generated }
@@ -181,6 +178,11 @@ func (ca *CA) setBundle(roots []*x509.Certificate) {
 			ca.pool.AddCert(r)
 		}
 	}
+	var b bytes.Buffer
+	for _, c := range ca.bundle {
+		b.Write(pemEncode("CERTIFICATE", c.Raw))
+	}
+	ca.bundlePEM = b.Bytes()
 }
 
 // selfTest issues a throwaway certificate and verifies it for both usages,

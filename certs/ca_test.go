@@ -194,3 +194,19 @@ func TestExtraRootsErrors(t *testing.T) {
 	_, err = LoadOrCreate(Options{Dir: dir})
 	wantErr(t, err, "extra-roots.pem", "is not a CA")
 }
+
+// TestTrustBundlePEMIsEncodedOnce: every proxy's configuration carries the
+// bundle, so each call returns the same bytes rather than encoding again.
+func TestTrustBundlePEMIsEncodedOnce(t *testing.T) {
+	ca, err := LoadOrCreate(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := ca.TrustBundlePEM(), ca.TrustBundlePEM()
+	if len(a) == 0 || &a[0] != &b[0] {
+		t.Errorf("two calls returned different copies (%d and %d bytes); want the bundle encoded once", len(a), len(b))
+	}
+	if got := parseChain(t, a); len(got) != 1 || !got[0].Equal(ca.TrustBundle()[0]) {
+		t.Errorf("bundle PEM holds %d certificates, want the root", len(got))
+	}
+}
