@@ -49,6 +49,9 @@ type Options struct {
 	// CollectBeforeChanges runs a garbage collection of this process before
 	// each change (see makeChange).
 	CollectBeforeChanges bool
+	// Client is the simulated Envoys' gRPC client: ClientLean (the
+	// default, envoysim.Dial) or ClientGRPCGo (a gRPC-Go channel each).
+	Client string
 	// BallastMiB, in external mode: a ballast of this many MiB that the
 	// runtime counts as live heap, so that this process is not collected
 	// before its heap reaches twice (ballast + live); see gc.go. 0: none.
@@ -96,7 +99,20 @@ func (o *Options) defaults() {
 	if o.Kinds == nil {
 		o.Kinds = allKinds
 	}
+	if o.Client == "" {
+		o.Client = ClientLean
+	}
 }
+
+// The simulated Envoys' gRPC clients.
+const (
+	// ClientLean is envoysim's own: one HTTP/2 connection carrying the
+	// ADS stream, as Envoy's client does (internal/envoysim/transport.go).
+	ClientLean = "lean"
+	// ClientGRPCGo is a gRPC-Go channel per Envoy: name resolution, load
+	// balancing and channelz included, about 0.4 ms of CPU to connect.
+	ClientGRPCGo = "grpc-go"
+)
 
 func (o *Options) validate() error {
 	switch {
@@ -112,6 +128,8 @@ func (o *Options) validate() error {
 		return errors.New("--xds needs --config-dir: the directory the server watches, where the changes are made")
 	case o.XDSAddress == "" && o.PID != 0:
 		return errors.New("--pid is for an external server (--xds); in-process mode measures this process")
+	case o.Client != ClientLean && o.Client != ClientGRPCGo:
+		return fmt.Errorf("--client %q: want %s or %s", o.Client, ClientLean, ClientGRPCGo)
 	case o.BallastMiB < 0:
 		return errors.New("--gc-ballast-mib must not be negative")
 	case o.XDSAddress != "" && (o.CPUProfile != "" || o.MutexProfile != ""):
@@ -235,7 +253,7 @@ func execute(ctx context.Context, o Options) (*Report, error) {
 	workloads := synth.Workloads(mesh)
 	r.report = &Report{
 		Services: o.Services, Workloads: len(workloads), Proxies: o.Proxies, ConnectRate: o.ConnectRate,
-		Protocol: "sotw", Machine: readMachine(),
+		Protocol: "sotw", Client: o.Client, Machine: readMachine(),
 	}
 	if o.Delta {
 		r.report.Protocol = "delta"
@@ -503,14 +521,24 @@ func (r *loadRun) connect(ctx context.Context, addr string, wg *sync.WaitGroup, 
 
 func (r *loadRun) runProxy(ctx context.Context, addr string, p *proxy) {
 	p.dialAt.Store(time.Now().UnixNano())
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		// Like Envoy: large HTTP/2 windows and no limit on config size.
-		grpc.WithInitialWindowSize(64<<20), grpc.WithInitialConnWindowSize(64<<20),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
-	if err == nil {
-		defer conn.Close()
-		err = p.env.Run(ctx, conn)
+	var err error
+	if r.o.Client == ClientLean {
+		var conn *envoysim.Conn
+		if conn, err = envoysim.Dial(ctx, addr); err == nil {
+			defer conn.Close()
+			err = p.env.Run(ctx, conn)
+		}
+	} else {
+		var conn *grpc.ClientConn
+		conn, err = grpc.NewClient(addr,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			// Like Envoy: large HTTP/2 windows and no limit on config size.
+			grpc.WithInitialWindowSize(64<<20), grpc.WithInitialConnWindowSize(64<<20),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
+		if err == nil {
+			defer conn.Close()
+			err = p.env.Run(ctx, conn)
+		}
 	}
 	if err != nil && ctx.Err() == nil {
 		p.streamErr.Store(&err)

@@ -63,6 +63,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Settle, "settle", 200*time.Millisecond, "quiet time after each change before checking completeness (late pushes still counted)")
 	fs.DurationVar(&o.CompleteTimeout, "complete-timeout", 5*time.Second, "after each change, how long every proxy has to be complete again")
 	fs.BoolVar(&o.CollectBeforeChanges, "gc-before-changes", true, "collect the load generator's own heap before each change, so that its garbage collection (gigabytes at 2000 proxies) does not land in a change's measurement; false: leave it to the runtime")
+	fs.StringVar(&o.Client, "client", ClientLean, "the simulated Envoys' gRPC client: lean (one HTTP/2 connection carrying the ADS stream, as Envoy's own client; internal/envoysim/transport.go) or grpc-go (a gRPC-Go channel each, which costs several times the CPU to connect)")
 	fs.Int64Var(&o.BallastMiB, "gc-ballast-mib", 256, "with --xds: pace the load generator's own garbage collection as if this many MiB more were live (a ballast that is never written, so it takes no memory), so that a small run is not collected while it is measured and the simulator does not take the cores the server is measured on; 0: the Go runtime's usual pacing (GOGC)")
 	fs.DurationVar(&o.Hold, "hold", 0, "keep the proxies connected this long after the changes, to inspect the server (proxy-status, pprof)")
 	fs.DurationVar(&o.HoldOff, "debounce", 0, "in-process: quiet time after a file change before rebuilding (0: serve's default, 20ms)")

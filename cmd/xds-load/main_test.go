@@ -104,8 +104,8 @@ func checkReport(t *testing.T, rep *Report, proxies int, inProcess bool) {
 func TestInProcessSotW(t *testing.T) {
 	rep := runLoad(t, "--services", "3", "--workloads", "20", "--proxies", "20", "--changes", "1")
 	checkReport(t, rep, 20, true)
-	if rep.Mode != "in-process" || rep.Protocol != "sotw" {
-		t.Errorf("mode %s, protocol %s", rep.Mode, rep.Protocol)
+	if rep.Mode != "in-process" || rep.Protocol != "sotw" || rep.Client != ClientLean {
+		t.Errorf("mode %s, protocol %s, client %s", rep.Mode, rep.Protocol, rep.Client)
 	}
 }
 
@@ -113,10 +113,10 @@ func TestInProcessSotW(t *testing.T) {
 func TestInProcessDelta(t *testing.T) {
 	prefix := filepath.Join(t.TempDir(), "cpu")
 	rep := runLoad(t, "--services", "3", "--workloads", "10", "--proxies", "10", "--changes", "1", "--delta",
-		"--connect-rate", "200", "--cpuprofile", prefix)
+		"--connect-rate", "200", "--cpuprofile", prefix, "--client", "grpc-go")
 	checkReport(t, rep, 10, true)
-	if rep.Protocol != "delta" || rep.Connect.FromDial.N != 10 {
-		t.Errorf("protocol %s, connect %+v", rep.Protocol, rep.Connect)
+	if rep.Protocol != "delta" || rep.Client != ClientGRPCGo || rep.Connect.FromDial.N != 10 {
+		t.Errorf("protocol %s, client %s, connect %+v", rep.Protocol, rep.Client, rep.Connect)
 	}
 	if len(rep.ProfileFiles) != 4 {
 		t.Errorf("profiles %v, want one per phase", rep.ProfileFiles)
@@ -163,6 +163,7 @@ func TestUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"--services", "0"},
 		{"--kinds", "nope"},
+		{"--client", "nope"},
 		{"--xds", "127.0.0.1:1"},
 		{"--pid", "1"},
 		{"--serve-inprocess=false"},

@@ -12,6 +12,7 @@ import (
 type Report struct {
 	Mode        string         `json:"mode"`     // in-process or external
 	Protocol    string         `json:"protocol"` // sotw or delta
+	Client      string         `json:"client"`   // the simulated Envoys' gRPC client: lean or grpc-go
 	Services    int            `json:"services"`
 	Workloads   int            `json:"workloads"`
 	Proxies     int            `json:"proxies"`
@@ -207,8 +208,8 @@ func (r *Report) Print(w io.Writer) {
 	if r.ConnectRate > 0 {
 		rate = fmt.Sprintf("connecting %g/s", r.ConnectRate)
 	}
-	fmt.Fprintf(w, "\nminimesh %s, %s xDS: %d services, %d workloads, %d proxies (%s)\n",
-		r.Mode, strings.ToUpper(r.Protocol), r.Services, r.Workloads, r.Proxies, rate)
+	fmt.Fprintf(w, "\nminimesh %s, %s xDS: %d services, %d workloads, %d proxies (%s; %s gRPC client)\n",
+		r.Mode, strings.ToUpper(r.Protocol), r.Services, r.Workloads, r.Proxies, rate, r.Client)
 	m := r.Machine
 	fmt.Fprintf(w, "machine: %d CPUs, %d MiB, %s, %s\n\n", m.CPUs, m.MemoryMiB, m.CPUModel, m.GoVersion)
 	row := func(name string, d Dist, note string) {

@@ -28,10 +28,12 @@ import (
 )
 
 // server is go-control-plane's own ADS server over a snapshot cache: an
-// xDS server no one here wrote, to test the simulated Envoy against.
-func server(t *testing.T) (cachev3.SnapshotCache, *grpc.ClientConn) {
+// xDS server no one here wrote, to test the simulated Envoy against. Each
+// call of connect returns a connection for one Envoy: gRPC-Go's (one
+// channel, shared), or with lean one of this package's own (transport.go).
+func server(t *testing.T, lean bool) (cache cachev3.SnapshotCache, connect func() grpc.ClientConnInterface) {
 	t.Helper()
-	cache := cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
+	cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	gs := grpc.NewServer()
@@ -42,13 +44,26 @@ func server(t *testing.T) (cachev3.SnapshotCache, *grpc.ClientConn) {
 	}
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
+	if lean {
+		return cache, func() grpc.ClientConnInterface {
+			conn, err := Dial(ctx, lis.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			return conn
+		}
+	}
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return cache, conn
+	return cache, func() grpc.ClientConnInterface { return conn }
 }
+
+// transports names the two connections a simulated Envoy can run on.
+var transports = map[string]bool{"grpc-go": false, "lean": true}
 
 func mustAny(t *testing.T, m proto.Message) *anypb.Any {
 	t.Helper()
@@ -141,79 +156,91 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // Decoder decodes each content once.
 func TestFollowsSDS(t *testing.T) {
 	for _, delta := range []bool{false, true} {
-		name := map[bool]string{false: "sotw", true: "delta"}[delta]
-		t.Run(name, func(t *testing.T) {
-			cache, conn := server(t)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			if err := cache.SetSnapshot(ctx, "a", mesh(t, "1", true)); err != nil {
-				t.Fatal(err)
-			}
-			if err := cache.SetSnapshot(ctx, "b", mesh(t, "1", false)); err != nil {
-				t.Fatal(err)
-			}
-			dec := NewDecoder()
-			var (
-				mu      sync.Mutex
-				updates []Update
-			)
-			a := New(Config{NodeID: "a", Delta: delta, Decoder: dec})
-			b := New(Config{NodeID: "b", Delta: delta, Decoder: dec, OnUpdate: func(u Update) {
-				mu.Lock()
-				updates = append(updates, u)
-				mu.Unlock()
-			}})
-			for _, e := range []*Envoy{a, b} {
-				go func() { _ = e.Run(ctx, conn) }()
-			}
-			waitFor(t, "b complete", b.IsComplete)
-			// (Its clusters alone make it ask for both secrets: wait for
-			// its listeners too, whose secret is checked below.)
-			waitFor(t, "a to ask for secrets", func() bool {
-				return len(a.subscribed(resourcev3.SecretType)) == 2 && len(a.Names(resourcev3.ListenerType)) > 0
-			})
-			ok, missing := a.Complete()
-			if ok || !strings.Contains(strings.Join(missing, ";"), "secret default of cluster c") ||
-				!strings.Contains(strings.Join(missing, ";"), "secret ROOTCA of listener l") {
-				t.Fatalf("a has no secrets, yet Complete() = %v, %v", ok, missing)
-			}
-			if err := cache.SetSnapshot(ctx, "a", mesh(t, "2", false)); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "a complete", a.IsComplete)
-			if got := b.Names(resourcev3.SecretType); len(got) != 2 {
-				t.Fatalf("b has secrets %v", got)
-			}
-			st := b.Stats()
-			if st.Responses < 5 || st.NACKs != 0 || st.Bytes == 0 {
-				t.Fatalf("b stats %+v", st)
-			}
-			seen := map[string]bool{}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, u := range updates {
-				seen[u.TypeURL] = true
-				if u.Acked.Before(u.At) || u.Bytes == 0 {
-					t.Fatalf("update %+v", u)
-				}
-			}
-			if len(seen) != 5 {
-				t.Fatalf("b got types %v, want all five", seen)
-			}
-			if ds := dec.Stats(); ds.Reused == 0 || ds.Decoded == 0 {
-				t.Fatalf("decoder %+v: the two Envoys share identical resources", ds)
-			}
-			if p := append(a.Problems(), b.Problems()...); len(p) > 0 {
-				t.Fatal(p)
-			}
-		})
+		for transport, lean := range transports {
+			name := map[bool]string{false: "sotw", true: "delta"}[delta] + "/" + transport
+			t.Run(name, func(t *testing.T) { followsSDS(t, delta, lean) })
+		}
+	}
+}
+
+func followsSDS(t *testing.T, delta, lean bool) {
+	cache, connect := server(t, lean)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := cache.SetSnapshot(ctx, "a", mesh(t, "1", true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.SetSnapshot(ctx, "b", mesh(t, "1", false)); err != nil {
+		t.Fatal(err)
+	}
+	dec := NewDecoder()
+	var (
+		mu      sync.Mutex
+		updates []Update
+	)
+	a := New(Config{NodeID: "a", Delta: delta, Decoder: dec})
+	b := New(Config{NodeID: "b", Delta: delta, Decoder: dec, OnUpdate: func(u Update) {
+		mu.Lock()
+		updates = append(updates, u)
+		mu.Unlock()
+	}})
+	for _, e := range []*Envoy{a, b} {
+		conn := connect()
+		go func() { _ = e.Run(ctx, conn) }()
+	}
+	waitFor(t, "b complete", b.IsComplete)
+	// (Its clusters alone make it ask for both secrets: wait for
+	// its listeners too, whose secret is checked below.)
+	waitFor(t, "a to ask for secrets", func() bool {
+		return len(a.subscribed(resourcev3.SecretType)) == 2 && len(a.Names(resourcev3.ListenerType)) > 0
+	})
+	ok, missing := a.Complete()
+	if ok || !strings.Contains(strings.Join(missing, ";"), "secret default of cluster c") ||
+		!strings.Contains(strings.Join(missing, ";"), "secret ROOTCA of listener l") {
+		t.Fatalf("a has no secrets, yet Complete() = %v, %v", ok, missing)
+	}
+	if err := cache.SetSnapshot(ctx, "a", mesh(t, "2", false)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a complete", a.IsComplete)
+	if got := b.Names(resourcev3.SecretType); len(got) != 2 {
+		t.Fatalf("b has secrets %v", got)
+	}
+	st := b.Stats()
+	if st.Responses < 5 || st.NACKs != 0 || st.Bytes == 0 {
+		t.Fatalf("b stats %+v", st)
+	}
+	seen := map[string]bool{}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, u := range updates {
+		seen[u.TypeURL] = true
+		if u.Acked.Before(u.At) || u.Bytes == 0 {
+			t.Fatalf("update %+v", u)
+		}
+	}
+	if len(seen) != 5 {
+		t.Fatalf("b got types %v, want all five", seen)
+	}
+	if ds := dec.Stats(); ds.Reused == 0 || ds.Decoded == 0 {
+		t.Fatalf("decoder %+v: the two Envoys share identical resources", ds)
+	}
+	if p := append(a.Problems(), b.Problems()...); len(p) > 0 {
+		t.Fatal(p)
 	}
 }
 
 // TestNACK: a resource that fails Envoy's validation is NACKed, counted
 // and reported, and the last good one kept.
 func TestNACK(t *testing.T) {
-	cache, conn := server(t)
+	for transport, lean := range transports {
+		t.Run(transport, func(t *testing.T) { nack(t, lean) })
+	}
+}
+
+func nack(t *testing.T, lean bool) {
+	cache, connect := server(t, lean)
+	conn := connect()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := cache.SetSnapshot(ctx, "a", mesh(t, "1", false)); err != nil {
