@@ -11,9 +11,9 @@ package envoysim
 // is a thin layer on its HTTP/2 codec. This is the same kind of thing, on
 // golang.org/x/net/http2's framer: the client preface and settings, one
 // stream's HEADERS, length-prefixed messages in DATA frames both ways,
-// flow control both ways, and the trailers' grpc-status. It speaks gRPC
-// over HTTP/2 as the specification says, so the server cannot tell it
-// from any other client.
+// flow control both ways, and the trailers' grpc-status: gRPC over HTTP/2
+// as the specification has it, which a server serves like any other
+// client.
 //
 // A Conn implements grpc.ClientConnInterface, so the generated ADS client
 // runs on it unchanged; the codec comes from the call's
@@ -120,7 +120,7 @@ func Dial(ctx context.Context, addr string) (*Conn, error) {
 	return c, nil
 }
 
-// Close closes the connection; an open stream ends with err.
+// Close closes the connection; an open stream ends with Unavailable.
 func (c *Conn) Close() error {
 	c.fail(errors.New("connection closed"))
 	return nil
