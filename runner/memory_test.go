@@ -17,7 +17,9 @@ func TestMemoryIsCollectedOnceAfterAWave(t *testing.T) {
 	var heap atomic.Pointer[heapState]
 	m := newReleaser()
 	m.quiet = 200 * time.Millisecond // against activity every 5 ms: a wide margin under -race
+	m.quietSmall = m.quiet
 	m.heap = func() heapState { return *heap.Load() }
+	m.live = func() uint64 { return heap.Load().live }
 	m.free = func() { freed.Add(1) }
 	m.collect = func() { collected.Add(1) }
 	heap.Store(&heapState{objects: 30 << 20, live: 20 << 20, goal: 40 << 20, allocs: 100 << 20}) // when run starts
@@ -63,6 +65,45 @@ func TestMemoryIsCollectedOnceAfterAWave(t *testing.T) {
 
 	var none *releaser
 	none.busy() // a runner without one does nothing
+}
+
+// A small heap's wave is over after the short quiet time, a large heap's
+// only after the long one.
+func TestQuietTimeFollowsTheHeap(t *testing.T) {
+	var freed, collected atomic.Int32
+	var heap atomic.Pointer[heapState]
+	m := newReleaser()
+	m.quietSmall, m.quiet = 100*time.Millisecond, 5*time.Second
+	m.heap = func() heapState { return *heap.Load() }
+	m.live = func() uint64 { return heap.Load().live }
+	m.free = func() { freed.Add(1) }
+	m.collect = func() { collected.Add(1) }
+	heap.Store(&heapState{objects: 30 << 20, live: 20 << 20, goal: 40 << 20, allocs: 100 << 20})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.run(ctx)
+	time.Sleep(50 * time.Millisecond) // run has read the heap: small
+
+	m.busy()
+	time.Sleep(time.Second)
+	if f := freed.Load(); f != 1 {
+		t.Fatalf("a small heap was freed %d times in the second after a wave; want once, 100 ms after it", f)
+	}
+
+	// A wave that grows the heap to 400 MB live, allocating 200 MB: too
+	// much to fit before the runtime's next collection. The live heap is
+	// read as the wave goes on, so its end waits for the long quiet time.
+	m.busy()
+	time.Sleep(20 * time.Millisecond)
+	heap.Store(&heapState{objects: 500 << 20, live: 400 << 20, goal: 600 << 20, allocs: 300 << 20})
+	m.busy()
+	time.Sleep(time.Second)
+	if c := collected.Load(); c != 0 {
+		t.Fatalf("a heap that grew large was collected %d times within a second of its wave; want it to wait the 5 s quiet time", c)
+	}
+	if f := freed.Load(); f != 1 {
+		t.Fatalf("freed %d times; want only after the first wave", f)
+	}
 }
 
 // The runtime's figures are read.
