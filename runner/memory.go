@@ -46,6 +46,12 @@ const (
 	// peaked at 57.3–58.7 MiB; with a quiet time before the change, at
 	// 54.1–55.8.
 	releaseQuietSmall = 10 * time.Millisecond
+	// releaseSpacing is how long after one release the short quiet time
+	// applies again. Requests that trickle in more than 10 ms apart
+	// (proxies reconnecting one by one, say) would otherwise each be a
+	// wave of their own, and a collection each: this keeps it to four a
+	// second at most, a few percent of a core.
+	releaseSpacing = 250 * time.Millisecond
 	// releaseBelow is the live heap below which memory is returned.
 	releaseBelow = 64 << 20
 )
@@ -62,24 +68,26 @@ type heapState struct {
 type releaser struct {
 	activity   chan struct{}
 	quiet      time.Duration // quiet time that ends a wave, heap of releaseBelow or more
-	quietSmall time.Duration // the same, smaller heap
+	quietSmall time.Duration // the same, smaller heap, once spacing has passed since the last release
+	spacing    time.Duration
 	heap       func() heapState
 	live       func() uint64 // heapState.live alone, read on every activity
 	free       func()        // collects and returns the memory
 	collect    func()        // collects
 
-	allocs uint64 // heapState.allocs at the end of the last wave
-	small  bool   // the live heap was under releaseBelow at the last reading
+	allocs   uint64    // heapState.allocs at the end of the last wave
+	small    bool      // the live heap was under releaseBelow at the last reading
+	released time.Time // when memory was last returned
 }
 
 func newReleaser() *releaser {
 	return &releaser{activity: make(chan struct{}, 1), quiet: releaseQuiet, quietSmall: releaseQuietSmall,
-		heap: readHeap, live: readLive, free: debug.FreeOSMemory, collect: runtime.GC}
+		spacing: releaseSpacing, heap: readHeap, live: readLive, free: debug.FreeOSMemory, collect: runtime.GC}
 }
 
 // quietTime is how long nothing must happen for the wave to be over.
 func (m *releaser) quietTime() time.Duration {
-	if m.small {
+	if m.small && time.Since(m.released) >= m.spacing {
 		return m.quietSmall
 	}
 	return m.quiet
@@ -125,6 +133,7 @@ func (m *releaser) run(ctx context.Context) {
 			switch {
 			case h.live < releaseBelow:
 				m.free()
+				m.released = time.Now()
 			case h.goal > h.live && h.objects+wave+wave/2 > h.live+(h.goal-h.live)*7/10:
 				// The runtime starts a collection before the heap
 				// reaches its goal, once 70–95% of the way there from

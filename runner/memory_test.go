@@ -106,6 +106,37 @@ func TestQuietTimeFollowsTheHeap(t *testing.T) {
 	}
 }
 
+// Right after a release, the next wave of a small heap waits the long
+// quiet time: requests trickling in are not a collection each.
+func TestReleasesAreSpaced(t *testing.T) {
+	var freed atomic.Int32
+	m := newReleaser()
+	m.quietSmall, m.quiet, m.spacing = 50*time.Millisecond, time.Second, time.Second
+	m.heap = func() heapState { return heapState{objects: 30 << 20, live: 20 << 20, goal: 40 << 20} }
+	m.live = func() uint64 { return 20 << 20 }
+	m.free = func() { freed.Add(1) }
+	m.collect = func() {}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.run(ctx)
+	time.Sleep(20 * time.Millisecond)
+
+	m.busy()
+	time.Sleep(300 * time.Millisecond)
+	if f := freed.Load(); f != 1 {
+		t.Fatalf("freed %d times 300 ms after the first wave; want once, after the short quiet time", f)
+	}
+	m.busy() // a second wave right after the release
+	time.Sleep(300 * time.Millisecond)
+	if f := freed.Load(); f != 1 {
+		t.Fatalf("freed %d times 300 ms after a wave that followed a release; want it to wait the long quiet time", f)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if f := freed.Load(); f != 2 {
+		t.Fatalf("freed %d times; want the second wave's release after the long quiet time", f)
+	}
+}
+
 // The runtime's figures are read.
 func TestHeapIsRead(t *testing.T) {
 	runtime.GC() // live is the last collection's
