@@ -46,12 +46,15 @@ const (
 	// peaked at 57.3–58.7 MiB; with a quiet time before the change, at
 	// 54.1–55.8.
 	releaseQuietSmall = 10 * time.Millisecond
-	// releaseSpacing is how long after one release the short quiet time
-	// applies again. Requests that trickle in more than 10 ms apart
+	// releaseRate and releaseBurst bound the releases that follow the
+	// short quiet time: requests that trickle in more than 10 ms apart
 	// (proxies reconnecting one by one, say) would otherwise each be a
-	// wave of their own, and a collection each: this keeps it to four a
-	// second at most, a few percent of a core.
-	releaseSpacing = 250 * time.Millisecond
+	// wave of their own, and a collection each. Four in a row are allowed
+	// (a pause inside a wave may pass for its end, and the real end must
+	// still find the short quiet time), then four a second: a few percent
+	// of a core at most. Past that, waves wait for releaseQuiet.
+	releaseRate  = 4 // per second
+	releaseBurst = 4
 	// releaseBelow is the live heap below which memory is returned.
 	releaseBelow = 64 << 20
 )
@@ -68,8 +71,9 @@ type heapState struct {
 type releaser struct {
 	activity   chan struct{}
 	quiet      time.Duration // quiet time that ends a wave, heap of releaseBelow or more
-	quietSmall time.Duration // the same, smaller heap, once spacing has passed since the last release
-	spacing    time.Duration
+	quietSmall time.Duration // the same, smaller heap, while releases are allowed (tokens)
+	rate       float64       // releases after the short quiet time allowed per second,
+	burst      float64       // and in a row
 	heap       func() heapState
 	live       func() uint64 // heapState.live alone, read on every activity
 	free       func()        // collects and returns the memory
@@ -77,17 +81,22 @@ type releaser struct {
 
 	allocs   uint64    // heapState.allocs at the end of the last wave
 	small    bool      // the live heap was under releaseBelow at the last reading
-	released time.Time // when memory was last returned
+	tokens   float64   // releases after the short quiet time allowed now
+	refilled time.Time // when tokens was last topped up
 }
 
 func newReleaser() *releaser {
 	return &releaser{activity: make(chan struct{}, 1), quiet: releaseQuiet, quietSmall: releaseQuietSmall,
-		spacing: releaseSpacing, heap: readHeap, live: readLive, free: debug.FreeOSMemory, collect: runtime.GC}
+		rate: releaseRate, burst: releaseBurst, tokens: releaseBurst, refilled: time.Now(),
+		heap: readHeap, live: readLive, free: debug.FreeOSMemory, collect: runtime.GC}
 }
 
 // quietTime is how long nothing must happen for the wave to be over.
 func (m *releaser) quietTime() time.Duration {
-	if m.small && time.Since(m.released) >= m.spacing {
+	now := time.Now()
+	m.tokens = min(m.burst, m.tokens+now.Sub(m.refilled).Seconds()*m.rate)
+	m.refilled = now
+	if m.small && m.tokens >= 1 {
 		return m.quietSmall
 	}
 	return m.quiet
@@ -133,7 +142,7 @@ func (m *releaser) run(ctx context.Context) {
 			switch {
 			case h.live < releaseBelow:
 				m.free()
-				m.released = time.Now()
+				m.tokens = max(0, m.tokens-1)
 			case h.goal > h.live && h.objects+wave+wave/2 > h.live+(h.goal-h.live)*7/10:
 				// The runtime starts a collection before the heap
 				// reaches its goal, once 70–95% of the way there from

@@ -106,12 +106,14 @@ func TestQuietTimeFollowsTheHeap(t *testing.T) {
 	}
 }
 
-// Right after a release, the next wave of a small heap waits the long
-// quiet time: requests trickling in are not a collection each.
-func TestReleasesAreSpaced(t *testing.T) {
+// A small heap's waves end after the short quiet time a few in a row, and
+// then no more often than the rate allows: requests trickling in are not a
+// collection each.
+func TestReleasesAreRateLimited(t *testing.T) {
 	var freed atomic.Int32
 	m := newReleaser()
-	m.quietSmall, m.quiet, m.spacing = 50*time.Millisecond, time.Second, time.Second
+	m.quietSmall, m.quiet = 50*time.Millisecond, 2*time.Second
+	m.burst, m.tokens, m.rate = 2, 2, 0.5 // two in a row, then one every 2 s
 	m.heap = func() heapState { return heapState{objects: 30 << 20, live: 20 << 20, goal: 40 << 20} }
 	m.live = func() uint64 { return 20 << 20 }
 	m.free = func() { freed.Add(1) }
@@ -121,19 +123,21 @@ func TestReleasesAreSpaced(t *testing.T) {
 	go m.run(ctx)
 	time.Sleep(20 * time.Millisecond)
 
-	m.busy()
-	time.Sleep(300 * time.Millisecond)
-	if f := freed.Load(); f != 1 {
-		t.Fatalf("freed %d times 300 ms after the first wave; want once, after the short quiet time", f)
+	for i := int32(1); i <= 2; i++ {
+		m.busy()
+		time.Sleep(300 * time.Millisecond)
+		if f := freed.Load(); f != i {
+			t.Fatalf("freed %d times 300 ms after wave %d; want %d: the first two end after the short quiet time", f, i, i)
+		}
 	}
-	m.busy() // a second wave right after the release
+	m.busy() // a third wave right after: the burst is spent
 	time.Sleep(300 * time.Millisecond)
-	if f := freed.Load(); f != 1 {
-		t.Fatalf("freed %d times 300 ms after a wave that followed a release; want it to wait the long quiet time", f)
-	}
-	time.Sleep(1500 * time.Millisecond)
 	if f := freed.Load(); f != 2 {
-		t.Fatalf("freed %d times; want the second wave's release after the long quiet time", f)
+		t.Fatalf("freed %d times 300 ms after the third wave; want it to wait the long quiet time", f)
+	}
+	time.Sleep(2 * time.Second)
+	if f := freed.Load(); f != 3 {
+		t.Fatalf("freed %d times; want the third wave released after the long quiet time", f)
 	}
 }
 
