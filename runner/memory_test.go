@@ -90,11 +90,10 @@ func TestQuietTimeFollowsTheHeap(t *testing.T) {
 		t.Fatalf("a small heap was freed %d times in the second after a wave; want once, 100 ms after it", f)
 	}
 
-	// A wave that grows the heap to 400 MB live, allocating 200 MB: too
-	// much to fit before the runtime's next collection. The live heap is
-	// read as the wave goes on, so its end waits for the long quiet time.
-	m.busy()
-	time.Sleep(20 * time.Millisecond)
+	// The heap has grown to 400 MB live, allocating 200 MB: too much to
+	// fit before the runtime's next collection. The live heap is read
+	// again as a wave goes on, so this wave's end waits for the long
+	// quiet time, although the last reading at a wave's end was small.
 	heap.Store(&heapState{objects: 500 << 20, live: 400 << 20, goal: 600 << 20, allocs: 300 << 20})
 	m.busy()
 	time.Sleep(time.Second)
@@ -135,7 +134,7 @@ func TestReleasesAreRateLimited(t *testing.T) {
 	if f := freed.Load(); f != 2 {
 		t.Fatalf("freed %d times 300 ms after the third wave; want it to wait the long quiet time", f)
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(2500 * time.Millisecond)
 	if f := freed.Load(); f != 3 {
 		t.Fatalf("freed %d times; want the third wave released after the long quiet time", f)
 	}
