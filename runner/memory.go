@@ -157,29 +157,28 @@ func (m *releaser) run(ctx context.Context) {
 }
 
 // readLive reads the live heap the runtime's last collection found.
-func readLive() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return s[0].Value.Uint64()
-}
+func readLive() uint64 { return readMetrics("/gc/heap/live:bytes")[0] }
 
 // readHeap reads the runtime's figures.
 func readHeap() heapState {
-	samples := []metrics.Sample{
-		{Name: "/memory/classes/heap/objects:bytes"},
-		{Name: "/gc/heap/live:bytes"},
-		{Name: "/gc/heap/goal:bytes"},
-		{Name: "/gc/heap/allocs:bytes"},
+	v := readMetrics("/memory/classes/heap/objects:bytes", "/gc/heap/live:bytes",
+		"/gc/heap/goal:bytes", "/gc/heap/allocs:bytes")
+	return heapState{objects: v[0], live: v[1], goal: v[2], allocs: v[3]}
+}
+
+// readMetrics reads the runtime's uint64 metrics of those names (0 for one
+// it does not have).
+func readMetrics(names ...string) []uint64 {
+	samples := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		samples[i].Name = n
 	}
 	metrics.Read(samples)
-	var v [4]uint64
+	v := make([]uint64, len(names))
 	for i, s := range samples {
 		if s.Value.Kind() == metrics.KindUint64 {
 			v[i] = s.Value.Uint64()
 		}
 	}
-	return heapState{objects: v[0], live: v[1], goal: v[2], allocs: v[3]}
+	return v
 }

@@ -521,29 +521,30 @@ func (r *loadRun) connect(ctx context.Context, addr string, wg *sync.WaitGroup, 
 
 func (r *loadRun) runProxy(ctx context.Context, addr string, p *proxy) {
 	p.dialAt.Store(time.Now().UnixNano())
-	var err error
-	if r.o.Client == ClientLean {
-		var conn *envoysim.Conn
-		if conn, err = envoysim.Dial(ctx, addr); err == nil {
-			defer conn.Close()
-			err = p.env.Run(ctx, conn)
-		}
-	} else {
-		var conn *grpc.ClientConn
-		conn, err = grpc.NewClient(addr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			// Like Envoy: large HTTP/2 windows and no limit on config size.
-			grpc.WithInitialWindowSize(64<<20), grpc.WithInitialConnWindowSize(64<<20),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
-		if err == nil {
-			defer conn.Close()
-			err = p.env.Run(ctx, conn)
-		}
+	conn, err := r.dial(ctx, addr)
+	if err == nil {
+		defer conn.Close()
+		err = p.env.Run(ctx, conn)
 	}
 	if err != nil && ctx.Err() == nil {
 		p.streamErr.Store(&err)
 	}
 	r.settle(p)
+}
+
+// dial opens one simulated Envoy's connection with the chosen client.
+func (r *loadRun) dial(ctx context.Context, addr string) (interface {
+	grpc.ClientConnInterface
+	Close() error
+}, error) {
+	if r.o.Client == ClientLean {
+		return envoysim.Dial(ctx, addr)
+	}
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Like Envoy: large HTTP/2 windows and no limit on config size.
+		grpc.WithInitialWindowSize(64<<20), grpc.WithInitialConnWindowSize(64<<20),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
 }
 
 // settle notes that a proxy is complete, or will never be (its stream

@@ -158,7 +158,7 @@ func (c *Conn) NewStream(ctx context.Context, _ *grpc.StreamDesc, method string,
 	if codec == nil {
 		return nil, status.Error(codes.Internal, "envoysim.Conn needs the codec as a grpc.ForceCodecV2 call option")
 	}
-	s := &clientStream{c: c, ctx: ctx, codec: codec, send: http2DefaultWindow, headers: make(chan struct{})}
+	s := &clientStream{c: c, ctx: ctx, codec: codec, headers: make(chan struct{}), done: make(chan struct{})}
 	c.mu.Lock()
 	switch {
 	case c.connErr != nil:
@@ -196,7 +196,7 @@ func (c *Conn) NewStream(ctx context.Context, _ *grpc.StreamDesc, method string,
 			s.endLocked(status.FromContextError(ctx.Err()).Err())
 			c.mu.Unlock()
 			c.fail(ctx.Err())
-		case <-s.done():
+		case <-s.done:
 		}
 	}()
 	return s, nil
@@ -360,6 +360,9 @@ func (c *Conn) write(frames func() error) error {
 	return c.bw.Flush()
 }
 
+// flush sends what is written so far.
+func (c *Conn) flush() error { return c.write(func() error { return nil }) }
+
 // clientStream is the call: SendMsg writes messages, RecvMsg returns the
 // ones the read goroutine assembled.
 type clientStream struct {
@@ -382,19 +385,7 @@ type clientStream struct {
 	trailer    metadata.MD
 	ended      bool
 	endErr     error         // io.EOF, or the call's status
-	doneCh     chan struct{} // closed when ended
-}
-
-func (s *clientStream) done() chan struct{} {
-	s.c.mu.Lock()
-	defer s.c.mu.Unlock()
-	if s.doneCh == nil {
-		s.doneCh = make(chan struct{})
-		if s.ended {
-			close(s.doneCh)
-		}
-	}
-	return s.doneCh
+	done       chan struct{} // closed when ended
 }
 
 // endLocked ends the stream with err, once (c.mu held).
@@ -407,9 +398,7 @@ func (s *clientStream) endLocked(err error) {
 		s.gotHeaders = true
 		close(s.headers)
 	}
-	if s.doneCh != nil {
-		close(s.doneCh)
-	}
+	close(s.done)
 	s.c.changed.Broadcast()
 }
 
@@ -495,7 +484,7 @@ func (s *clientStream) SendMsg(m any) error {
 			// What is written so far must reach the server before it can
 			// grant more window.
 			c.mu.Unlock()
-			if err := c.write(func() error { return nil }); err != nil {
+			if err := c.flush(); err != nil {
 				c.fail(err)
 				return status.Error(codes.Unavailable, err.Error())
 			}
