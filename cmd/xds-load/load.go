@@ -56,6 +56,11 @@ type Options struct {
 	// runtime counts as live heap, so that this process is not collected
 	// before its heap reaches twice (ballast + live); see gc.go. 0: none.
 	BallastMiB int64
+	// PrefaultMiB, in external mode: heap touched and freed before the
+	// simulated Envoys are built, so that they are built on pages already
+	// mapped and the page faults are not in the measurement; see gc.go.
+	// 0: none.
+	PrefaultMiB int64
 
 	// In-process mode (XDSAddress empty): minimesh runs in this process.
 	HoldOff, MaxDelay time.Duration // debounce of the file watcher (0: serve's defaults)
@@ -132,6 +137,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("--client %q: want %s or %s", o.Client, ClientLean, ClientGRPCGo)
 	case o.BallastMiB < 0:
 		return errors.New("--gc-ballast-mib must not be negative")
+	case o.PrefaultMiB < 0:
+		return errors.New("--prefault-mib must not be negative")
 	case o.XDSAddress != "" && (o.CPUProfile != "" || o.MutexProfile != ""):
 		return errors.New("--cpuprofile and --mutexprofile are for in-process mode; profile an external server through its own pprof")
 	}
@@ -248,6 +255,10 @@ func execute(ctx context.Context, o Options) (*Report, error) {
 		// garbage is paced with it (gc.go).
 		b := newBallast(o.BallastMiB << 20)
 		defer b.release()
+	}
+	if o.XDSAddress != "" && o.PrefaultMiB > 0 {
+		// After the ballast, so that the runtime keeps the freed pages.
+		prefault(o.PrefaultMiB << 20)
 	}
 	mesh := o.mesh()
 	workloads := synth.Workloads(mesh)
@@ -431,6 +442,7 @@ func execute(ctx context.Context, o Options) (*Report, error) {
 		res.LoadGeneratorGCs = gcCycles() - gcsBefore
 		if o.XDSAddress != "" {
 			res.LoadGeneratorBallastMiB = o.BallastMiB
+			res.LoadGeneratorPrefaultMiB = o.PrefaultMiB
 		}
 		if o.PID == 0 {
 			res.Note = "no --pid: the server's CPU and memory were not measured"

@@ -156,6 +156,9 @@ func TestExternal(t *testing.T) {
 	if rep.Resources.LoadGeneratorBallastMiB != 256 {
 		t.Errorf("the load generator's ballast is %v MiB; want the default 256", rep.Resources.LoadGeneratorBallastMiB)
 	}
+	if rep.Resources.LoadGeneratorPrefaultMiB != 64 {
+		t.Errorf("the load generator touched %v MiB beforehand; want the default 64", rep.Resources.LoadGeneratorPrefaultMiB)
+	}
 }
 
 // TestUsage: bad flags are refused with exit code 2.

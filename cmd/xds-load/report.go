@@ -97,10 +97,12 @@ type ResourceReport struct {
 	FileMiB                 float64 `json:"file_mib"`
 	LoadGeneratorPeakRSSMiB float64 `json:"load_generator_peak_rss_mib,omitempty"` // external mode
 	// External mode: the load generator's own garbage collections during
-	// the run, and the ballast its collections were paced with (gc.go).
-	LoadGeneratorGCs        uint64 `json:"load_generator_gcs"`
-	LoadGeneratorBallastMiB int64  `json:"load_generator_ballast_mib"`
-	Note                    string `json:"note,omitempty"`
+	// the run, the ballast its collections were paced with, and the heap
+	// it touched and freed before it began (gc.go).
+	LoadGeneratorGCs         uint64 `json:"load_generator_gcs"`
+	LoadGeneratorBallastMiB  int64  `json:"load_generator_ballast_mib"`
+	LoadGeneratorPrefaultMiB int64  `json:"load_generator_prefault_mib"`
+	Note                     string `json:"note,omitempty"`
 }
 
 // BytesReport: what the proxies received (sum of proto.Size of each
@@ -243,6 +245,9 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "; load generator %s s (peak RSS %s MiB; %d collections", sec(res.LoadGeneratorCPUSeconds), num(res.LoadGeneratorPeakRSSMiB), res.LoadGeneratorGCs)
 		if res.LoadGeneratorBallastMiB > 0 {
 			fmt.Fprintf(w, " paced with a %d MiB ballast", res.LoadGeneratorBallastMiB)
+		}
+		if res.LoadGeneratorPrefaultMiB > 0 {
+			fmt.Fprintf(w, "; %d MiB of heap touched beforehand", res.LoadGeneratorPrefaultMiB)
 		}
 		fmt.Fprint(w, ")")
 	}
