@@ -281,6 +281,15 @@ func (m *Memo) sharedRun(typeURL string, key any, list func() []types.Resource) 
 	return sr
 }
 
+// SharedRuns is the number of shared runs (see Run) this memo has
+// prepared, or is preparing: checked, hashed and wrapped for the wire
+// once, for every proxy given them.
+func (m *Memo) SharedRuns() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.runs)
+}
+
 // contentID names a part by its content: every name and version, and
 // every problem, hashed.
 func (p *part) contentID() string {

@@ -152,6 +152,9 @@ func (r *Runner) Update(ctx context.Context, snap *mesh.Snapshot) {
 	r.mu.Unlock()
 	r.stats.updates.Add(1)
 	proxies, pushed := r.rebuildAll(ctx)
+	if proxies == 0 {
+		r.warm()
+	}
 	r.log.Info("mesh updated", zap.Int("services", len(snap.Services)), zap.Int("proxies", proxies),
 		zap.Int("pushed", pushed))
 }
