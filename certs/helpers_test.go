@@ -168,7 +168,7 @@ func wantErr(t *testing.T, err error, fragments ...string) {
 	}
 }
 
-func mustLoad(t *testing.T, o Options) *CA {
+func mustLoad(t testing.TB, o Options) *CA {
 	t.Helper()
 	ca, err := LoadOrCreate(o)
 	if err != nil {

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -80,6 +81,52 @@ func TestStoreNextRefreshIsEarliest(t *testing.T) {
 	}
 	if next, _ := s.NextRefresh(); !next.Equal(t0.Add(80 * time.Second)) {
 		t.Errorf("NextRefresh = %s, want the earlier certificate's %s", next, t0.Add(80*time.Second))
+	}
+}
+
+// TestStoreNextRefreshAfterRemovals: NextRefresh, kept as certificates
+// come, follows them as they go: the earliest forgotten, the next one is
+// earliest; every one forgotten as due, none.
+func TestStoreNextRefreshAfterRemovals(t *testing.T) {
+	clk := newClock()
+	ca := mustLoad(t, Options{Dir: t.TempDir(), CertLifetime: 2 * time.Minute, Now: clk.Now})
+	s := NewStore(ca)
+	early := Identity{Namespace: "a", ServiceAccount: "early"}
+	if _, err := s.Get(early); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(30 * time.Second))
+	if _, err := s.Get(Identity{Namespace: "a", ServiceAccount: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	if next, _ := s.NextRefresh(); !next.Equal(t0.Add(80 * time.Second)) {
+		t.Fatalf("NextRefresh = %s, want the earlier certificate's %s", next, t0.Add(80*time.Second))
+	}
+	s.Forget(early)
+	if next, _ := s.NextRefresh(); !next.Equal(t0.Add(110 * time.Second)) {
+		t.Errorf("NextRefresh after the earliest was forgotten = %s, want the other's %s", next, t0.Add(110*time.Second))
+	}
+	if _, err := s.Get(early); err != nil { // issued again at t0+30s, like the other
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(110 * time.Second))
+	s.ForgetDue()
+	if next, ok := s.NextRefresh(); ok {
+		t.Errorf("NextRefresh after every certificate was forgotten as due = %s; want none", next)
+	}
+}
+
+// BenchmarkNextRefresh: the rotation loop asks every few seconds; with
+// 2000 identities cached, the answer must not cost a look at each.
+func BenchmarkNextRefresh(b *testing.B) {
+	s := NewStore(mustLoad(b, Options{Dir: b.TempDir()}))
+	for i := range 2000 {
+		if _, err := s.Get(Identity{Namespace: "default", ServiceAccount: "sa-" + strconv.Itoa(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		s.NextRefresh()
 	}
 }
 
