@@ -24,8 +24,9 @@ type Store struct {
 	// certificates are added; a certificate replaced or dropped makes it
 	// stale, and NextRefresh looks at every one again. The rotation loop
 	// asks for it every few seconds: with 2000 identities, looking at
-	// every certificate each time cost 0.14 ms, and 8 ms of CPU a second
-	// when their memory was cold.
+	// every certificate each time cost 0.14 ms in a benchmark, and 8 ms
+	// of CPU a second in a profile of a server holding 2000 proxies
+	// (certificates rarely touched are not in the CPU's caches).
 	next      time.Time
 	nextStale bool
 }
