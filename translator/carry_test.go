@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/minimesh/minimesh/internal/synth"
 )
 
 // TestNewIndexFromCarriesUnchangedMessages: after a change that does not
@@ -148,4 +150,25 @@ func endpointsText(res *Resources) string {
 		b.WriteString(cla.String())
 	}
 	return b.String()
+}
+
+// BenchmarkEndpointChangeIndex: the index after a workload is added to one
+// service of a 1000-service mesh, built from the index before it (which
+// carries over the clusters and routes of everything else), as the
+// runner does on every endpoint change. The index before has translated
+// one proxy, so that its memo holds the clusters to carry.
+func BenchmarkEndpointChangeIndex(b *testing.B) {
+	o := synth.Options{Services: 1000, Namespace: "default"}
+	objs := synth.Generate(o)
+	before := buildSnapshot(b, string(synth.Join(objs)))
+	added := synth.WorkloadEntry(synth.Workload{Name: "svc-0000-v1-bench", Namespace: "default",
+		Service: synth.ServiceName(0), Version: "v1", Address: "10.254.0.1"})
+	after := buildSnapshot(b, string(synth.Join(append(objs, added))))
+	prev := NewIndex(before, Options{})
+	if _, err := prev.Translate(prev.NewProxy(envoyNode("bench.default", ""), "default")); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		NewIndexFrom(after, Options{}, prev)
+	}
 }

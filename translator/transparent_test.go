@@ -16,7 +16,7 @@ import (
 )
 
 // buildSnapshot decodes and builds Istio YAML, failing on any error.
-func buildSnapshot(t *testing.T, yaml string) *mesh.Snapshot {
+func buildSnapshot(t testing.TB, yaml string) *mesh.Snapshot {
 	t.Helper()
 	objs, diags, err := mesh.Decode("test.yaml", []byte(yaml), "default")
 	if err != nil {
