@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"go.uber.org/zap"
@@ -139,11 +140,13 @@ func (r *Runner) Update(ctx context.Context, snap *mesh.Snapshot) {
 	defer r.updating.Unlock()
 	// From the previous index and memo: what a proxy gets for itself and
 	// did not change is neither rebuilt nor encoded again.
+	start := time.Now()
 	r.mu.Lock()
 	prevIndex, prevMemo := r.index, r.memo
 	r.mu.Unlock()
 	index := translator.NewIndexFrom(snap, r.translatorOptions, prevIndex)
 	memo := cache.NewMemoFrom(prevMemo)
+	indexed := time.Now()
 	r.mu.Lock()
 	r.mesh = snap
 	r.index = index
@@ -155,8 +158,10 @@ func (r *Runner) Update(ctx context.Context, snap *mesh.Snapshot) {
 	if proxies == 0 {
 		r.warm()
 	}
+	// index: the mesh indexed for translation; rebuild: every proxy
+	// translated and its changes handed to its stream (not yet ACKed).
 	r.log.Info("mesh updated", zap.Int("services", len(snap.Services)), zap.Int("proxies", proxies),
-		zap.Int("pushed", pushed))
+		zap.Int("pushed", pushed), zap.Duration("index", indexed.Sub(start)), zap.Duration("rebuild", time.Since(indexed)))
 }
 
 // counters are the live Stats, updated from parallel rebuilds and read

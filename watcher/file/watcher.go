@@ -271,6 +271,7 @@ func (w *Watcher) watchTree(fw *fsnotify.Watcher) error {
 // reload loads the directory, logs new problems, and publishes the
 // snapshot if it changed.
 func (w *Watcher) reload(publish func(*mesh.Snapshot)) {
+	start := time.Now()
 	snap, problems, err := w.Load()
 	if err != nil {
 		w.cfg.Log.Error("cannot read config dir; serving the last good configuration", zap.Error(err))
@@ -278,8 +279,10 @@ func (w *Watcher) reload(publish func(*mesh.Snapshot)) {
 	}
 	w.problems.Report(problems)
 	if w.last != nil && reflect.DeepEqual(w.last, snap) {
-		return // nothing changed
+		w.cfg.Log.Debug("config dir reloaded, nothing changed", zap.Duration("took", time.Since(start)))
+		return
 	}
+	w.cfg.Log.Debug("config dir reloaded", zap.Duration("took", time.Since(start)))
 	w.last = snap
 	publish(snap)
 }
