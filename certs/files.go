@@ -44,9 +44,18 @@ func WriteFiles(dir string, c *Cert, roots []byte) error {
 
 // writeFileAtomic writes data to a temporary file in path's directory and
 // renames it over path, so readers see the old content or the new, never a
-// partial file. The temporary file is created 0600, so a key is never
-// readable by others, not even briefly.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+// partial file, and syncs both to disk before it returns. The temporary
+// file is created 0600, so a key is never readable by others, not even
+// briefly.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return replaceFile(path, data, perm, true)
+}
+
+// replaceFile is writeFileAtomic, syncing to disk only if durable. A file
+// written without is still replaced atomically while the system runs; a
+// crash of the system (not of this process) may leave the old content, or
+// none, or (on some file systems) an empty file.
+func replaceFile(path string, data []byte, perm os.FileMode, durable bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -65,8 +74,10 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	if _, err = f.Write(data); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return err
+	if durable {
+		if err = f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err = f.Close(); err != nil {
 		return err
@@ -74,10 +85,12 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
-	// Persist the rename itself; best effort (not every platform can sync a directory).
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
+	if durable {
+		// Persist the rename itself; best effort (not every platform can sync a directory).
+		if d, derr := os.Open(dir); derr == nil {
+			d.Sync()
+			d.Close()
+		}
 	}
 	return nil
 }

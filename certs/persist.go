@@ -10,6 +10,15 @@ import (
 // Issued workload certificates are kept on disk (dir/<namespace>/<service
 // account>/, key 0600) so that a restarted control plane serves the very
 // same certificates, and proxies see no change, until they come due.
+//
+// They are written without syncing to disk. Keeping them is a saving, not
+// a promise: a certificate that is not there, or not whole, or whose key
+// and chain do not match, is issued anew on the next start (load checks
+// all of that), and the proxy gets the new one as it would on rotation.
+// Syncing would buy nothing more, and it was the largest part of issuing:
+// with 2000 identities issued while 2000 proxies connected, the two files'
+// syncs took 0.5 s of the server's CPU, signing all the certificates 0.5 s
+// (perf). The CA's own key and certificate are synced (load.go).
 
 // NewPersistentStore returns a Store that also keeps its certificates in dir.
 func NewPersistentStore(ca *CA, dir string) *Store {
@@ -59,10 +68,10 @@ func (s *Store) save(c *Cert) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("keep certificate of %s: %w", c.Identity, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, KeyFileName), c.KeyPEM, 0o600); err != nil {
+	if err := replaceFile(filepath.Join(dir, KeyFileName), c.KeyPEM, 0o600, false); err != nil {
 		return fmt.Errorf("keep certificate of %s: %w", c.Identity, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ChainFileName), c.ChainPEM, 0o644); err != nil {
+	if err := replaceFile(filepath.Join(dir, ChainFileName), c.ChainPEM, 0o644, false); err != nil {
 		return fmt.Errorf("keep certificate of %s: %w", c.Identity, err)
 	}
 	return nil

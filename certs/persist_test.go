@@ -2,8 +2,10 @@ package certs
 
 import (
 	"bytes"
+	"crypto/tls"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -53,5 +55,80 @@ func TestPersistentStoreSurvivesRestart(t *testing.T) {
 	}
 	if bytes.Equal(fresh.ChainPEM, due.ChainPEM) {
 		t.Fatal("a certificate from another CA was reused")
+	}
+}
+
+// TestKeptCertificateLostOrTornIsIssuedAgain: kept certificates are
+// written without syncing to disk (persist.go), so a system crash may
+// leave one missing, empty, or with a key that is not its chain's. Each is
+// issued again on the next start, and kept whole again.
+func TestKeptCertificateLostOrTornIsIssuedAgain(t *testing.T) {
+	caDir := t.TempDir()
+	for _, tc := range []struct {
+		name  string
+		crash func(t *testing.T, dir string, other *Cert)
+	}{
+		{"chain missing", func(t *testing.T, dir string, _ *Cert) {
+			if err := os.Remove(filepath.Join(dir, ChainFileName)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"key empty", func(t *testing.T, dir string, _ *Cert) {
+			if err := os.WriteFile(filepath.Join(dir, KeyFileName), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"key of another certificate", func(t *testing.T, dir string, other *Cert) {
+			if err := os.WriteFile(filepath.Join(dir, KeyFileName), other.KeyPEM, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keep := t.TempDir()
+			id := Identity{Namespace: "default", ServiceAccount: "web"}
+			open := func() *Store { return NewPersistentStore(mustLoad(t, Options{Dir: caDir}), keep) }
+			first, err := open().Get(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := open().Get(Identity{Namespace: "default", ServiceAccount: "other"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(keep, "default", "web")
+			tc.crash(t, dir, other)
+
+			again, err := open().Get(id) // the next start
+			if err != nil {
+				t.Fatalf("after the crash: %v", err)
+			}
+			if bytes.Equal(again.ChainPEM, first.ChainPEM) {
+				t.Fatal("the damaged certificate was served")
+			}
+			if _, err := tls.X509KeyPair(again.ChainPEM, again.KeyPEM); err != nil {
+				t.Fatalf("the certificate issued again: %v", err)
+			}
+			kept, err := open().Get(id) // and once more: the new one was kept
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(kept.ChainPEM, again.ChainPEM) || !bytes.Equal(kept.KeyPEM, again.KeyPEM) {
+				t.Error("the certificate issued again was not kept whole")
+			}
+		})
+	}
+}
+
+// BenchmarkIssueKept: a new identity's certificate issued and kept on
+// disk, as when thousands of workloads connect to a new control plane.
+func BenchmarkIssueKept(b *testing.B) {
+	s := NewPersistentStore(mustLoad(b, Options{Dir: b.TempDir()}), b.TempDir())
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := s.Get(Identity{Namespace: "default", ServiceAccount: "sa-" + strconv.Itoa(i)}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
