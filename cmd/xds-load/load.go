@@ -871,6 +871,10 @@ func (pt phaseTimer) end(r *loadRun) PhaseCPU {
 	out.ControlPlaneS = round3(cp.CPUSeconds - pt.cp.CPUSeconds)
 	if r.prof == nil {
 		out.LoadGeneratorS = round3(self.CPUSeconds - pt.self.CPUSeconds)
+		if r.o.XDSAddress != "" {
+			out.ControlPlaneFaults = cp.MinorFaults - pt.cp.MinorFaults
+			out.LoadGeneratorFaults = self.MinorFaults - pt.self.MinorFaults
+		}
 		return out
 	}
 	out.ProcessS = out.ControlPlaneS

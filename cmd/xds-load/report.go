@@ -76,10 +76,16 @@ type ChangeReport struct {
 
 // PhaseCPU is the CPU seconds of one phase.
 type PhaseCPU struct {
-	ControlPlaneS  float64   `json:"control_plane_s"`
-	LoadGeneratorS float64   `json:"load_generator_s"`
-	ProcessS       float64   `json:"process_s,omitempty"` // in-process: the whole process, from /proc
-	Split          *CPUSplit `json:"split,omitempty"`     // in-process: from the CPU profile
+	ControlPlaneS  float64 `json:"control_plane_s"`
+	LoadGeneratorS float64 `json:"load_generator_s"`
+	// Page faults served without I/O in the phase (/proc/PID/stat minflt):
+	// memory touched for the first time, or again after it was given back
+	// to the system. Each costs the kernel's time, counted in the CPU
+	// above. External mode only.
+	ControlPlaneFaults  int64     `json:"control_plane_faults,omitempty"`
+	LoadGeneratorFaults int64     `json:"load_generator_faults,omitempty"`
+	ProcessS            float64   `json:"process_s,omitempty"` // in-process: the whole process, from /proc
+	Split               *CPUSplit `json:"split,omitempty"`     // in-process: from the CPU profile
 }
 
 // ResourceReport: the control plane's cost over the whole run.
@@ -267,6 +273,13 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, " %s %s/%s", p.name, sec(p.cpu.ControlPlaneS), sec(p.cpu.LoadGeneratorS))
 	}
 	fmt.Fprintln(w)
+	if r.Mode == "external" {
+		fmt.Fprintf(w, "  page faults by phase (control plane / load generator):")
+		for _, p := range phases {
+			fmt.Fprintf(w, " %s %d/%d", p.name, p.cpu.ControlPlaneFaults, p.cpu.LoadGeneratorFaults)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "RSS: %s MiB after connect,", num(c.RSSMiB))
 	for _, ch := range r.Changes {
 		fmt.Fprintf(w, " %s after %s,", num(ch.RSSMiB), ch.Kind)
