@@ -66,6 +66,7 @@ type Options struct {
 	HoldOff, MaxDelay time.Duration // debounce of the file watcher (0: serve's defaults)
 	CPUProfile        string        // prefix of the per-phase CPU profiles
 	MutexProfile      string        // file for a mutex contention profile of the run
+	MemProfile        string        // file for a heap profile of this process once every proxy is complete
 	Log               *zap.Logger   // control plane's log (nil: none)
 
 	// External mode: drive a running `minimesh serve --insecure-xds`.
@@ -391,6 +392,12 @@ func execute(ctx context.Context, o Options) (*Report, error) {
 	cp := r.cpStat()
 	r.report.Connect.RSSMiB, r.report.Connect.PeakRSSMiB = mib(cp.RSSBytes), mib(cp.PeakBytes)
 	progress("%d of %d proxies complete; last at %s", r.report.Connect.Complete, o.Proxies, ms(r.report.Connect.AllCompleteMs))
+	if o.MemProfile != "" {
+		runtime.GC() // the profile's in-use figures are as of the last collection
+		if err := writeProfile("heap", o.MemProfile); err != nil {
+			r.example("heap profile: " + err.Error())
+		}
+	}
 	if r.report.Connect.Complete < o.Proxies {
 		why := "the other streams ended"
 		if err := context.Cause(ctx); err != nil {

@@ -70,6 +70,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.HoldOff, "debounce", 0, "in-process: quiet time after a file change before rebuilding (0: serve's default, 20ms)")
 	fs.DurationVar(&o.MaxDelay, "debounce-max", 0, "in-process: longest time from a file change to the rebuild (0: serve's default, 100ms)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "in-process: write a CPU profile of each phase to FILE.PHASE.pprof (go tool pprof -top FILE.*.pprof)")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of this process to FILE once every proxy holds its full config (in external mode: the simulated Envoys' memory; go tool pprof -sample_index=inuse_space)")
 	fs.StringVar(&o.MutexProfile, "mutexprofile", "", "in-process: write a mutex contention profile of the whole run to FILE (where goroutines waited for locks)")
 	fs.StringVar(&o.XDSAddress, "xds", "", "drive an external `minimesh serve --insecure-xds` at this address (plaintext) instead")
 	fs.StringVar(&o.ConfigDir, "config-dir", "", "with --xds: the server's config directory (written by --generate); the changes are made there")

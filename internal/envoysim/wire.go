@@ -12,6 +12,8 @@ package envoysim
 
 import (
 	"fmt"
+	"unique"
+	"unsafe"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/encoding"
@@ -35,6 +37,9 @@ type requestNames map[string]encodedNames
 type encodedNames struct {
 	list []string
 	enc  []byte
+	// canonical keeps enc's one copy shared by every simulated Envoy that
+	// subscribes to the same names (see encoded).
+	canonical unique.Handle[string]
 }
 
 // encoded returns names encoded as DiscoveryRequest.resource_names,
@@ -56,7 +61,18 @@ func (r *requestNames) encoded(typeURL string, names []string) []byte {
 		enc = protowire.AppendTag(enc, 3, protowire.BytesType)
 		enc = protowire.AppendString(enc, n)
 	}
-	(*r)[typeURL] = encodedNames{names, enc}
+	// Simulated Envoys of one mesh mostly subscribe to the same names:
+	// 2000 sidecars each kept their own copy of the same 3000 endpoint
+	// set names, 340 MB in all, and the page faults of writing them were
+	// a tenth of the load generator's CPU while connecting. They share
+	// one now, for as long as any of them uses it. (gRPC only reads what
+	// it is given to send, so the canonical string's bytes are safe to
+	// hand out; unique.Make copies a string it keeps, so enc itself is
+	// not kept.)
+	h := unique.Make(unsafe.String(&enc[0], len(enc)))
+	canon := h.Value()
+	enc = unsafe.Slice(unsafe.StringData(canon), len(canon))
+	(*r)[typeURL] = encodedNames{list: names, enc: enc, canonical: h}
 	return enc
 }
 

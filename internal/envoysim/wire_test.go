@@ -114,4 +114,12 @@ func TestRequestNamesEncodedOnce(t *testing.T) {
 	if !proto.Equal(got, want) {
 		t.Errorf("sent %v, want %v", got, want)
 	}
+
+	// Another simulated Envoy subscribing to the same names (a list of
+	// its own) shares the one encoding.
+	var second requestNames
+	same := append([]string(nil), list...)
+	if shared := second.encoded(resourcev3.EndpointType, same); &shared[0] != &enc[0] {
+		t.Error("two simulated Envoys subscribing to the same names keep an encoding each")
+	}
 }
