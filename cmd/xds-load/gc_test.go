@@ -83,8 +83,12 @@ func TestPrefaultMapsPagesAhead(t *testing.T) {
 	}
 	chunks, warm := touch(32)
 	runtime.KeepAlive(chunks)
-	if warm > cold/4 {
-		t.Errorf("32 MiB after prefault took %d page faults, %d without: want a quarter or fewer", warm, cold)
+	// Without the prefault the two counts are alike. With it, a plain build
+	// takes a few dozen page faults here against 8200; under the race
+	// detector a third of the cold count (its shadow memory of the reused
+	// pages is cleared and touched again).
+	if warm > cold/2 {
+		t.Errorf("32 MiB after prefault took %d page faults, %d without: want half or fewer", warm, cold)
 	}
 	t.Logf("page faults for 32 MiB: %d on a fresh heap, %d after prefault", cold, warm)
 }
