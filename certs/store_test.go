@@ -68,26 +68,11 @@ func TestStoreRotation(t *testing.T) {
 	}
 }
 
+// TestStoreNextRefreshIsEarliest: NextRefresh is the earliest certificate's
+// refresh, and, kept as certificates come, it follows them as they go: the
+// earliest forgotten, the next one is earliest; every one forgotten as due,
+// none.
 func TestStoreNextRefreshIsEarliest(t *testing.T) {
-	clk := newClock()
-	ca := mustLoad(t, Options{Dir: t.TempDir(), CertLifetime: 2 * time.Minute, Now: clk.Now})
-	s := NewStore(ca)
-	if _, err := s.Get(Identity{Namespace: "a", ServiceAccount: "early"}); err != nil {
-		t.Fatal(err)
-	}
-	clk.Set(t0.Add(30 * time.Second))
-	if _, err := s.Get(Identity{Namespace: "a", ServiceAccount: "late"}); err != nil {
-		t.Fatal(err)
-	}
-	if next, _ := s.NextRefresh(); !next.Equal(t0.Add(80 * time.Second)) {
-		t.Errorf("NextRefresh = %s, want the earlier certificate's %s", next, t0.Add(80*time.Second))
-	}
-}
-
-// TestStoreNextRefreshAfterRemovals: NextRefresh, kept as certificates
-// come, follows them as they go: the earliest forgotten, the next one is
-// earliest; every one forgotten as due, none.
-func TestStoreNextRefreshAfterRemovals(t *testing.T) {
 	clk := newClock()
 	ca := mustLoad(t, Options{Dir: t.TempDir(), CertLifetime: 2 * time.Minute, Now: clk.Now})
 	s := NewStore(ca)

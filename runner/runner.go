@@ -155,13 +155,14 @@ func (r *Runner) Update(ctx context.Context, snap *mesh.Snapshot) {
 	r.mu.Unlock()
 	r.stats.updates.Add(1)
 	proxies, pushed := r.rebuildAll(ctx)
+	rebuilt := time.Now()
 	if proxies == 0 {
 		r.warm()
 	}
 	// index: the mesh indexed for translation; rebuild: every proxy
 	// translated and its changes handed to its stream (not yet ACKed).
 	r.log.Info("mesh updated", zap.Int("services", len(snap.Services)), zap.Int("proxies", proxies),
-		zap.Int("pushed", pushed), zap.Duration("index", indexed.Sub(start)), zap.Duration("rebuild", time.Since(indexed)))
+		zap.Int("pushed", pushed), zap.Duration("index", indexed.Sub(start)), zap.Duration("rebuild", rebuilt.Sub(indexed)))
 }
 
 // counters are the live Stats, updated from parallel rebuilds and read
@@ -301,6 +302,16 @@ func (r *Runner) state(nodeID string) buildState {
 	return buildState{index: r.index, memo: r.memo, generation: r.generation, authenticated: r.identities[nodeID]}
 }
 
+// snapshot translates px from st and checks the result.
+func (st buildState) snapshot(px translator.Proxy) (*cache.Snapshot, error) {
+	res, err := st.index.Translate(px)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Recycle() // the snapshot keeps the messages, not the lists
+	return cache.NewSnapshotFrom(res, sharedRuns(res), st.memo)
+}
+
 // rebuild translates, checks and publishes one proxy's snapshot. On any
 // error the proxy keeps what it has. Rebuilds of one proxy are serialized,
 // and one that would publish from an older mesh snapshot than the last
@@ -322,21 +333,16 @@ func (r *Runner) rebuild(ctx context.Context, p *proxy) (changed bool, err error
 			zap.String("proxy", px.ID), zap.Error(err))
 		return false, err
 	}
-	res, err := st.index.Translate(px)
+	snap, err := st.snapshot(px)
 	if err == nil {
-		var snap *cache.Snapshot
-		snap, err = cache.NewSnapshotFrom(res, sharedRuns(res), st.memo)
-		res.Recycle() // the snapshot keeps the messages, not the lists
+		var types []string
+		types, err = r.cache.Publish(ctx, px.ID, snap)
 		if err == nil {
-			var types []string
-			types, err = r.cache.Publish(ctx, px.ID, snap)
-			if err == nil {
-				if len(types) > 0 {
-					r.stats.publishes.Add(1)
-					r.log.Debug("published", zap.String("proxy", px.ID), zap.Strings("types", types))
-				}
-				return len(types) > 0, nil
+			if len(types) > 0 {
+				r.stats.publishes.Add(1)
+				r.log.Debug("published", zap.String("proxy", px.ID), zap.Strings("types", types))
 			}
+			return len(types) > 0, nil
 		}
 	}
 	r.stats.translateErrors.Add(1)

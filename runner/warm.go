@@ -2,8 +2,6 @@ package runner
 
 import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-
-	"github.com/minimesh/minimesh/cache"
 )
 
 // warm prepares, when no proxy is connected (a server that has just
@@ -19,20 +17,15 @@ import (
 // No certificate is issued for the workload; its sidecar's configuration
 // is built without one, which is enough to prepare what it shares.
 func (r *Runner) warm() {
-	r.mu.Lock()
-	st := buildState{index: r.index, memo: r.memo, generation: r.generation}
+	st := r.state("") // (Update, the caller, keeps the mesh from changing meanwhile)
 	nodes := []*corev3.Node{{Id: "minimesh-warm-up"}}
+	r.mu.Lock()
 	if ws := r.mesh.Workloads; len(ws) > 0 {
 		nodes = append(nodes, &corev3.Node{Id: ws[0].ID()})
 	}
 	r.mu.Unlock()
 	for _, node := range nodes {
-		px := st.index.NewProxy(node, r.defaultNamespace)
-		res, err := st.index.Translate(px)
-		if err != nil {
-			continue // the first proxy to connect logs it
-		}
-		_, _ = cache.NewSnapshotFrom(res, sharedRuns(res), st.memo)
-		res.Recycle()
+		// Errors are the first connecting proxy's to log.
+		_, _ = st.snapshot(st.index.NewProxy(node, r.defaultNamespace))
 	}
 }

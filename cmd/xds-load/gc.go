@@ -71,8 +71,16 @@ func gcCycles() uint64 {
 // collecting so that the pages are free for the runtime to reuse when
 // this returns (see above). It returns the page faults it took.
 func prefault(n int64) (faults int64) {
-	const chunk, page = 256 << 10, 4096
 	before := minorFaults()
+	runtime.KeepAlive(touched(n, 256<<10))
+	runtime.GC() // returns when the chunks are swept, their pages free
+	return minorFaults() - before
+}
+
+// touched allocates n bytes in chunks of chunk bytes and writes a byte
+// on every page of each, so that every page is mapped.
+func touched(n, chunk int64) [][]byte {
+	const page = 4096
 	chunks := make([][]byte, 0, n/chunk+1)
 	for done := int64(0); done < n; done += chunk {
 		b := make([]byte, chunk)
@@ -81,10 +89,7 @@ func prefault(n int64) (faults int64) {
 		}
 		chunks = append(chunks, b)
 	}
-	runtime.KeepAlive(chunks)
-	chunks = nil
-	runtime.GC() // returns when the chunks are swept, their pages free
-	return minorFaults() - before
+	return chunks
 }
 
 // minorFaults is the page faults this process has taken that needed no

@@ -44,14 +44,7 @@ func TestBallastPacesCollections(t *testing.T) {
 // the chunks (to keep them live) and the page faults that took.
 func touch(n int) ([][]byte, int64) {
 	before := minorFaults()
-	var chunks [][]byte
-	for range n * 16 {
-		b := make([]byte, 64<<10)
-		for i := 0; i < len(b); i += 4096 {
-			b[i] = 1
-		}
-		chunks = append(chunks, b)
-	}
+	chunks := touched(int64(n)<<20, 64<<10)
 	return chunks, minorFaults() - before
 }
 

@@ -20,7 +20,7 @@ type procStat struct {
 	CPUSeconds float64 // user + system
 	// MinorFaults: page faults served without I/O, mostly memory the
 	// process touched for the first time (mapped and zeroed by the kernel;
-	// on this page's virtual machine, about 10 µs each).
+	// 1.4–10 µs each on the machine of docs/performance.md).
 	MinorFaults int64
 	RSSBytes    int64 // VmRSS
 	PeakBytes   int64 // VmHWM: peak resident set
