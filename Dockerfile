@@ -10,7 +10,8 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -o /minimesh ./cmd/minimesh
+# -tags kubernetes: serve --kubernetes and inject (README, "Builds").
+RUN CGO_ENABLED=0 go build -trimpath -tags kubernetes -o /minimesh ./cmd/minimesh
 
 FROM debian:bookworm-slim
 RUN apt-get update \

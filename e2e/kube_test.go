@@ -34,6 +34,7 @@ import (
 	"github.com/minimesh/minimesh/internal/testlog"
 	"github.com/minimesh/minimesh/kubeauth"
 	"github.com/minimesh/minimesh/kubeca"
+	"github.com/minimesh/minimesh/kubesource"
 	"github.com/minimesh/minimesh/runner"
 )
 
@@ -58,7 +59,7 @@ func TestKubernetesReplicas(t *testing.T) {
 	for i := range replicas {
 		cp, err := runner.Start(ctx, runner.Config{
 			XDSAddress: "127.0.0.1:0", Log: testlog.New(t).Named(fmt.Sprintf("replica-%d", i)),
-			Kubernetes: &runner.KubernetesConfig{
+			Cluster: kubesource.Config{
 				RESTConfig: env.Config, Namespace: "minimesh-system", PodName: fmt.Sprintf("minimesh-%d", i),
 			},
 		})
@@ -69,7 +70,7 @@ func TestKubernetesReplicas(t *testing.T) {
 		replicas[i] = cp
 	}
 	roots := x509.NewCertPool()
-	secret, err := client.CoreV1().Secrets("minimesh-system").Get(ctx, runner.DefaultCASecret, metav1.GetOptions{})
+	secret, err := client.CoreV1().Secrets("minimesh-system").Get(ctx, kubesource.DefaultCASecret, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +296,7 @@ func TestKubernetesInjectionWebhook(t *testing.T) {
 	port := testbed.FreePort(t)
 	url := fmt.Sprintf("https://127.0.0.1:%d/inject", port)
 	_, err = client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: runner.DefaultWebhookConfiguration},
+		ObjectMeta: metav1.ObjectMeta{Name: kubesource.DefaultWebhookConfiguration},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name:         "sidecar-injector.minimesh.io",
 			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url},
@@ -314,7 +315,7 @@ func TestKubernetesInjectionWebhook(t *testing.T) {
 	}
 	cp, err := runner.Start(ctx, runner.Config{
 		XDSAddress: "127.0.0.1:0", Log: testlog.New(t),
-		Kubernetes: &runner.KubernetesConfig{
+		Cluster: kubesource.Config{
 			RESTConfig: env.Config, Namespace: "minimesh-system", PodName: "minimesh-0",
 			WebhookAddress: fmt.Sprintf("127.0.0.1:%d", port),
 		},
@@ -324,7 +325,7 @@ func TestKubernetesInjectionWebhook(t *testing.T) {
 	}
 	defer cp.Stop()
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
-		mwc, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, runner.DefaultWebhookConfiguration, metav1.GetOptions{})
+		mwc, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, kubesource.DefaultWebhookConfiguration, metav1.GetOptions{})
 		return err == nil && len(mwc.Webhooks[0].ClientConfig.CABundle) > 0, nil
 	})
 	if err != nil {
@@ -392,7 +393,7 @@ func TestKubernetesServeWithShippedRBAC(t *testing.T) {
 	asMinimesh := env.ConfigForToken(env.ServiceAccountToken(t, "minimesh-system", "minimesh"))
 	cp, err := runner.Start(ctx, runner.Config{
 		XDSAddress: "127.0.0.1:0", Log: testlog.New(t),
-		Kubernetes: &runner.KubernetesConfig{RESTConfig: asMinimesh, Namespace: "minimesh-system", PodName: "minimesh-0"},
+		Cluster: kubesource.Config{RESTConfig: asMinimesh, Namespace: "minimesh-system", PodName: "minimesh-0"},
 	})
 	if err != nil {
 		t.Fatalf("serve as the shipped service account: %v", err)
@@ -401,7 +402,7 @@ func TestKubernetesServeWithShippedRBAC(t *testing.T) {
 
 	// The leader's duties, done with the shipped rights.
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
-		mwc, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, runner.DefaultWebhookConfiguration, metav1.GetOptions{})
+		mwc, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, kubesource.DefaultWebhookConfiguration, metav1.GetOptions{})
 		if err != nil || len(mwc.Webhooks[0].ClientConfig.CABundle) == 0 {
 			return false, nil
 		}
@@ -415,7 +416,7 @@ func TestKubernetesServeWithShippedRBAC(t *testing.T) {
 	// A proxy authenticates (TokenReview with the shipped rights) and gets
 	// its configuration.
 	roots := x509.NewCertPool()
-	secret, err := client.CoreV1().Secrets("minimesh-system").Get(ctx, runner.DefaultCASecret, metav1.GetOptions{})
+	secret, err := client.CoreV1().Secrets("minimesh-system").Get(ctx, kubesource.DefaultCASecret, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,15 +45,44 @@ type Config struct {
 	// host proxies use to reach it); "localhost" and the host name are
 	// always included.
 	XDSNames []string
-	// Kubernetes, when set, reads the mesh from a cluster instead of
-	// ConfigDir, keeps the CA in a Secret shared by replicas (CADir is
-	// not used), and accepts service-account tokens from proxies.
-	Kubernetes *KubernetesConfig
+	// Cluster, when set, reads the mesh from a cluster instead of
+	// ConfigDir, with the CA the cluster keeps (CADir is not used), and
+	// accepts the tokens the cluster vouches for from proxies.
+	// kubesource.Config is Kubernetes mode (--kubernetes).
+	Cluster ClusterConfig
 }
 
 // source is where meshes come from: a directory or a cluster.
 type source interface {
 	Run(ctx context.Context, publish func(*mesh.Snapshot)) error
+}
+
+// ClusterConfig opens a cluster as the mesh source (kubesource.Config).
+// The runner knows a cluster only through it and Cluster, and links no
+// cluster client library, so that a control plane fed from files does not
+// carry Kubernetes' client libraries: they are 60% of a binary that links
+// them, and their package initialization alone maps 33 MiB of it into
+// every process (docs/performance.md).
+type ClusterConfig interface {
+	Open(ctx context.Context, cfg Config) (Cluster, error)
+}
+
+// Cluster is an open cluster: the meshes it holds, and what a control plane
+// serving it needs besides.
+type Cluster interface {
+	source
+	// CA is the certificate authority the cluster keeps for the mesh.
+	CA() *certs.CA
+	// Tokens authenticates proxies that show a token instead of a client
+	// certificate; nil: none do.
+	Tokens() TokenReviewer
+	// ServiceNames are the DNS names proxies reach the control plane by,
+	// for its serving certificate.
+	ServiceNames(domainSuffix string) []string
+	// ServeHTTPS starts the cluster's HTTPS servers (token exchange,
+	// injection webhook) with tlsConfig, until ctx ends. It returns once
+	// they listen.
+	ServeHTTPS(ctx context.Context, tlsConfig *tls.Config, log *zap.Logger) error
 }
 
 // ControlPlane is a running `minimesh serve`: file watcher -> translator ->
@@ -78,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		cfg.DefaultNamespace = "default"
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	src, ca, kubeSrc, err := openSource(ctx, &cfg)
+	src, ca, cluster, err := openSource(ctx, &cfg)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -95,13 +124,13 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	}
 	c := cache.New(zapLogger{cfg.Log.Named("cache").Sugar()})
 	opts := Options{DefaultNamespace: cfg.DefaultNamespace, CA: ca, RequireAuthentication: !cfg.InsecureXDS}
-	if cfg.CADir != "" && kubeSrc == nil {
+	if cfg.CADir != "" && cluster == nil {
 		opts.KeepCertsDir = filepath.Join(cfg.CADir, "issued")
 	}
 	xdsNames := cfg.XDSNames
-	if kubeSrc != nil {
-		opts.Tokens = kubeSrc.tokens
-		xdsNames = append(xdsNames, kubeSrc.serviceNames(cmp.Or(cfg.DomainSuffix, mesh.DefaultDomainSuffix))...)
+	if cluster != nil {
+		opts.Tokens = cluster.Tokens()
+		xdsNames = append(xdsNames, cluster.ServiceNames(cmp.Or(cfg.DomainSuffix, mesh.DefaultDomainSuffix))...)
 	}
 	r := New(c, cfg.Log.Named("runner"), opts)
 	r.release = newReleaser() // before anything rebuilds
@@ -110,18 +139,18 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		cfg.Log.Warn("xDS is served in plaintext (--insecure-xds): nothing is authenticated, and any client " +
 			"that can reach the xDS port can obtain any workload's certificate and key. Use only on a trusted machine.")
 	} else {
-		xo.TLS, err = serverTLS(ca, lis.Addr(), xdsNames, kubeSrc != nil)
+		xo.TLS, err = serverTLS(ca, lis.Addr(), xdsNames, cluster != nil)
 		if err != nil {
 			cancel()
 			lis.Close()
 			return nil, err
 		}
 	}
-	if kubeSrc != nil {
+	if cluster != nil {
 		httpsTLS, err := serverTLS(ca, lis.Addr(), xdsNames, true)
 		if err == nil {
 			httpsTLS.ClientAuth, httpsTLS.VerifyPeerCertificate = tls.NoClientCert, nil
-			err = kubeSrc.serveHTTPS(ctx, httpsTLS, cfg.Log)
+			err = cluster.ServeHTTPS(ctx, httpsTLS, cfg.Log)
 		}
 		if err != nil {
 			cancel()
@@ -163,19 +192,19 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	}
 	go func() { cp.done <- srv.Serve(lis) }()
 	cfg.Log.Info("serving xDS", zap.String("address", lis.Addr().String()), zap.String("config_dir", cfg.ConfigDir),
-		zap.Bool("kubernetes", kubeSrc != nil), zap.Bool("tls", !cfg.InsecureXDS))
+		zap.Bool("cluster", cluster != nil), zap.Bool("tls", !cfg.InsecureXDS))
 	return cp, nil
 }
 
 // openSource opens the mesh source and the CA: a watched directory with a
 // CA directory, or a cluster with the CA in a Secret.
-func openSource(ctx context.Context, cfg *Config) (source, *certs.CA, *kubeSource, error) {
-	if cfg.Kubernetes != nil {
-		k, err := startKubernetes(ctx, *cfg)
+func openSource(ctx context.Context, cfg *Config) (source, *certs.CA, Cluster, error) {
+	if cfg.Cluster != nil {
+		c, err := cfg.Cluster.Open(ctx, *cfg)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		return k, k.ca, k, nil
+		return c, c.CA(), c, nil
 	}
 	w := file.New(file.Config{
 		Dir: cfg.ConfigDir, DefaultNamespace: cfg.DefaultNamespace, DomainSuffix: cfg.DomainSuffix,

@@ -21,10 +21,28 @@ import (
 	"github.com/minimesh/minimesh/internal/synth"
 )
 
+// kubernetesOnly reports whether pkg is linked only by a build with -tags
+// kubernetes: Kubernetes' client libraries and minimesh's packages that
+// use them (inject/iptables, the init container's, is not one).
+func kubernetesOnly(pkg string) bool {
+	for _, prefix := range []string{"k8s.io/client-go/", "k8s.io/api/", "istio.io/client-go/"} {
+		if strings.HasPrefix(pkg, prefix) {
+			return true
+		}
+	}
+	switch pkg {
+	case "github.com/minimesh/minimesh/watcher/kube", "github.com/minimesh/minimesh/kubeca",
+		"github.com/minimesh/minimesh/kubesource", "github.com/minimesh/minimesh/inject":
+		return true
+	}
+	return false
+}
+
 // TestLeanBuild: `go build -tags lean` gives a control plane for files
 // alone. It links none of Kubernetes' client libraries and none of the
-// demo's (gRPC's xDS client, the simulated Envoys), says so when asked for
-// them, and serves a mesh from a directory to an Envoy.
+// demo's (gRPC's xDS client, the simulated Envoys), even with -tags
+// kubernetes, says so when asked for them, and serves a mesh from a
+// directory to an Envoy.
 func TestLeanBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a binary; skipped with -short")
@@ -33,14 +51,16 @@ func TestLeanBuild(t *testing.T) {
 	if _, err := os.Stat(goTool); err != nil {
 		goTool = "go"
 	}
-	deps, err := exec.Command(goTool, "list", "-tags", "lean", "-deps", ".").CombinedOutput()
+	deps, err := exec.Command(goTool, "list", "-tags", "lean,kubernetes", "-deps", ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list -tags lean: %v\n%s", err, deps)
 	}
 	for _, pkg := range strings.Fields(string(deps)) {
-		for _, banned := range []string{"k8s.io/client-go", "k8s.io/api/", "istio.io/client-go", "google.golang.org/grpc/xds",
-			"github.com/minimesh/minimesh/internal/envoysim", "github.com/minimesh/minimesh/internal/testbed",
-			"github.com/minimesh/minimesh/watcher/kube", "github.com/minimesh/minimesh/kubeca"} {
+		if kubernetesOnly(pkg) {
+			t.Errorf("the lean build links %s", pkg)
+		}
+		for _, banned := range []string{"google.golang.org/grpc/xds",
+			"github.com/minimesh/minimesh/internal/envoysim", "github.com/minimesh/minimesh/internal/testbed"} {
 			if strings.HasPrefix(pkg, banned) {
 				t.Errorf("the lean build links %s", pkg)
 			}
@@ -51,12 +71,19 @@ func TestLeanBuild(t *testing.T) {
 	if out, err := exec.Command(goTool, "build", "-tags", "lean", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build -tags lean: %v\n%s", err, out)
 	}
-	for _, args := range [][]string{{"serve", "--kubernetes"}, {"demo"}} {
+	for _, c := range []struct {
+		args []string
+		tag  string // the build the failure must point to
+	}{
+		{[]string{"serve", "--kubernetes"}, "-tags kubernetes"},
+		{[]string{"inject", "-f", "-"}, "-tags kubernetes"},
+		{[]string{"demo"}, "-tags lean"},
+	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a regression must not hang the test
-		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, bin, c.args...).CombinedOutput()
 		cancel()
-		if err == nil || !strings.Contains(string(out), "-tags lean") {
-			t.Errorf("minimesh %s: %v, %q; want a failure that names -tags lean", strings.Join(args, " "), err, out)
+		if err == nil || !strings.Contains(string(out), c.tag) {
+			t.Errorf("minimesh %s: %v, %q; want a failure that names %s", strings.Join(c.args, " "), err, out, c.tag)
 		}
 	}
 

@@ -71,7 +71,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		ConfigDir: *dir, XDSAddress: *xdsAddr, DefaultNamespace: *ns, DomainSuffix: *suffix,
 		HoldOff: *holdOff, MaxDelay: *maxDelay, Registry: reg, Log: log,
 		RootNamespace: *rootNS, CADir: *caDir, TrustDomain: *trustDomain, CertLifetime: *lifetime,
-		InsecureXDS: *insecureXDS, XDSNames: splitList(*xdsNames), Kubernetes: kubeCfg,
+		InsecureXDS: *insecureXDS, XDSNames: splitList(*xdsNames), Cluster: kubeCfg,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -1,4 +1,4 @@
-//go:build !lean
+//go:build kubernetes && !lean
 
 package main
 
@@ -7,9 +7,13 @@ import (
 	"os"
 
 	"github.com/minimesh/minimesh/inject"
+	"github.com/minimesh/minimesh/kubesource"
 	"github.com/minimesh/minimesh/runner"
 	"github.com/minimesh/minimesh/watcher/kube"
 )
+
+// Kubernetes mode is in a build with -tags kubernetes (the container
+// image's): serve --kubernetes, and inject.
 
 // kubeFlags are serve's Kubernetes mode flags.
 type kubeFlags struct {
@@ -23,7 +27,7 @@ func addKubeFlags(fs *flag.FlagSet) *kubeFlags {
 		mode:        fs.Bool("kubernetes", false, "read the mesh from a Kubernetes cluster (Services, EndpointSlices, Pods, Istio kinds) instead of --config-dir; the CA lives in a Secret shared by replicas"),
 		kubeconfig:  fs.String("kubeconfig", "", "kubeconfig file for --kubernetes (empty: in-cluster configuration)"),
 		nsFilter:    fs.String("namespace-filter", "", "comma-separated namespaces to watch with --kubernetes (empty: all); include the root namespace"),
-		caSecret:    fs.String("ca-secret", runner.DefaultCASecret, "Secret (in minimesh's namespace, $POD_NAMESPACE) holding the CA with --kubernetes; created by the leader if missing"),
+		caSecret:    fs.String("ca-secret", kubesource.DefaultCASecret, "Secret (in minimesh's namespace, $POD_NAMESPACE) holding the CA with --kubernetes; created by the leader if missing"),
 		stsAddr:     fs.String("sts-address", "", "address of the token exchange (STS) that injected sidecars call with --kubernetes (https; e.g. 0.0.0.0:15014, where injected sidecars call it)"),
 		webhookAddr: fs.String("webhook-address", "", "address of the sidecar injection webhook with --kubernetes (https; e.g. 0.0.0.0:15017)"),
 		proxyImage:  fs.String("proxy-image", "", "Envoy image the webhook injects (default "+inject.DefaultProxyImage+")"),
@@ -34,7 +38,7 @@ func addKubeFlags(fs *flag.FlagSet) *kubeFlags {
 func (k *kubeFlags) enabled() bool { return *k.mode }
 
 // config is the Kubernetes mode's configuration, nil without --kubernetes.
-func (k *kubeFlags) config() (*runner.KubernetesConfig, error) {
+func (k *kubeFlags) config() (runner.ClusterConfig, error) {
 	if !*k.mode {
 		return nil, nil
 	}
@@ -42,7 +46,7 @@ func (k *kubeFlags) config() (*runner.KubernetesConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &runner.KubernetesConfig{
+	return kubesource.Config{
 		RESTConfig: rc, Namespaces: splitList(*k.nsFilter),
 		Namespace: os.Getenv("POD_NAMESPACE"), PodName: os.Getenv("POD_NAME"),
 		CASecret: *k.caSecret, STSAddress: *k.stsAddr, WebhookAddress: *k.webhookAddr,

@@ -1,8 +1,12 @@
 package kubernetes
 
 import (
+	"bytes"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,6 +95,15 @@ func TestInstallFitsTogether(t *testing.T) {
 	args := flags(container.Args)
 	if container.Args[0] != "serve" || args["kubernetes"] != "true" {
 		t.Errorf("args %v: want serve --kubernetes", container.Args)
+	}
+	// The image runs serve --kubernetes, which only a build with -tags
+	// kubernetes has.
+	dockerfile, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if build := regexp.MustCompile(`(?m)^RUN .*go build .*\./cmd/minimesh$`).Find(dockerfile); !bytes.Contains(build, []byte("-tags kubernetes")) {
+		t.Errorf("the Dockerfile builds minimesh with %q, which has no Kubernetes mode; want -tags kubernetes", build)
 	}
 
 	// listenPort is the port a server flag binds.

@@ -1,6 +1,4 @@
-//go:build !lean
-
-package runner
+package kubesource
 
 import (
 	"sync"
@@ -15,8 +13,8 @@ import (
 // warnings (client-go retries them), the rest at debug level.
 //
 // klog's logger is one per process, and it may be set only before
-// client-go starts logging: the first runner's logger is kept (a process
-// runs one runner, except in tests that start several replicas).
+// client-go starts logging: the first control plane's logger is kept (a
+// process runs one, except in tests that start several replicas).
 func routeKlog(log *zap.Logger) {
 	klogRouted.Do(func() {
 		klog.SetLogger(logr.New(&klogSink{log: log.WithOptions(zap.AddCallerSkip(1))}))

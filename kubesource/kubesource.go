@@ -1,6 +1,14 @@
-//go:build !lean
-
-package runner
+// Package kubesource is serve's Kubernetes mode (--kubernetes): the mesh
+// read from a cluster (Services, EndpointSlices, Pods and Istio's kinds),
+// the CA kept in a Secret that replicas share, proxies authenticated by
+// their service-account tokens, and the token exchange and sidecar
+// injection servers that injected pods call.
+//
+// The runner takes it as a runner.ClusterConfig and never imports it, so
+// that a control plane fed from files links none of Kubernetes' client
+// libraries: cmd/minimesh links this package only when built with
+// -tags kubernetes (as the container image is).
+package kubesource
 
 import (
 	"context"
@@ -23,12 +31,13 @@ import (
 	"github.com/minimesh/minimesh/kubeauth"
 	"github.com/minimesh/minimesh/kubeca"
 	"github.com/minimesh/minimesh/mesh"
+	"github.com/minimesh/minimesh/runner"
 	"github.com/minimesh/minimesh/watcher/kube"
 )
 
-// KubernetesConfig makes `serve` read the mesh from a cluster instead of a
-// directory (--kubernetes).
-type KubernetesConfig struct {
+// Config makes `serve` read the mesh from a cluster instead of a directory
+// (--kubernetes): set it as runner.Config.Cluster.
+type Config struct {
 	// RESTConfig reaches the API server (kube.RESTConfig).
 	RESTConfig *rest.Config
 	// Namespaces limits what is watched; empty: all.
@@ -53,17 +62,18 @@ type KubernetesConfig struct {
 	Inject inject.Config
 }
 
-// Defaults of KubernetesConfig.
+// Defaults of Config.
 const (
 	DefaultCASecret             = "minimesh-ca"
 	DefaultServiceName          = "minimesh"
 	DefaultWebhookConfiguration = "minimesh-sidecar-injector"
 )
 
-// kubeSource is what --kubernetes adds to a control plane: the watcher, the
-// shared CA, token authentication, and the servers sidecars need.
-type kubeSource struct {
-	cfg     KubernetesConfig
+// source is what --kubernetes adds to a control plane: the watcher, the
+// shared CA, token authentication, and the servers sidecars need. It is
+// the runner.Cluster that Config opens.
+type source struct {
+	cfg     Config
 	client  kubernetes.Interface
 	watcher *kube.Watcher
 	replica *kubeca.Replica
@@ -71,10 +81,9 @@ type kubeSource struct {
 	tokens  *kubeauth.Reviewer
 }
 
-// startKubernetes connects to the cluster, joins the CA leader election and
-// waits for the shared CA, and prepares the watcher.
-func startKubernetes(ctx context.Context, cfg Config) (*kubeSource, error) {
-	k := cfg.Kubernetes
+// Open connects to the cluster, joins the CA leader election and waits for
+// the shared CA, and prepares the watcher (runner.ClusterConfig).
+func (k Config) Open(ctx context.Context, cfg runner.Config) (runner.Cluster, error) {
 	if k.RESTConfig == nil {
 		return nil, errors.New("kubernetes: no API server configuration")
 	}
@@ -117,25 +126,31 @@ func startKubernetes(ctx context.Context, cfg Config) (*kubeSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &kubeSource{cfg: *k, client: client, watcher: w, replica: replica, ca: ca,
+	return &source{cfg: k, client: client, watcher: w, replica: replica, ca: ca,
 		tokens: kubeauth.NewReviewer(client)}, nil
 }
 
-// serviceNames are the DNS names of minimesh's Service.
-func (k *kubeSource) serviceNames(domainSuffix string) []string {
+// CA is the CA the replicas share, from its Secret.
+func (k *source) CA() *certs.CA { return k.ca }
+
+// Tokens checks proxies' service-account tokens with the API server.
+func (k *source) Tokens() runner.TokenReviewer { return k.tokens }
+
+// ServiceNames are the DNS names of minimesh's Service.
+func (k *source) ServiceNames(domainSuffix string) []string {
 	svc, ns := k.cfg.ServiceName, k.cfg.Namespace
 	return []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc." + domainSuffix}
 }
 
 // Run watches the cluster (mesh source).
-func (k *kubeSource) Run(ctx context.Context, publish func(*mesh.Snapshot)) error {
+func (k *source) Run(ctx context.Context, publish func(*mesh.Snapshot)) error {
 	return k.watcher.Run(ctx, publish)
 }
 
-// serveHTTPS serves the token exchange and the injector on their
+// ServeHTTPS serves the token exchange and the injector on their
 // addresses, with a serving certificate for minimesh's Service, and runs
 // the leader's duties. It returns once the listeners are open.
-func (k *kubeSource) serveHTTPS(ctx context.Context, tlsConfig *tls.Config, log *zap.Logger) error {
+func (k *source) ServeHTTPS(ctx context.Context, tlsConfig *tls.Config, log *zap.Logger) error {
 	go k.replica.PublishRootCert(ctx, k.ca.TrustBundlePEM())
 	go func() {
 		// Events and status of objects that were already invalid before
@@ -182,7 +197,7 @@ func (k *kubeSource) serveHTTPS(ctx context.Context, tlsConfig *tls.Config, log 
 // fillWebhookCABundle writes the mesh root into the injector's
 // MutatingWebhookConfiguration, so that the API server trusts the
 // webhook's certificate. Only the leader writes it.
-func (k *kubeSource) fillWebhookCABundle(ctx context.Context, log *zap.Logger) {
+func (k *source) fillWebhookCABundle(ctx context.Context, log *zap.Logger) {
 	select {
 	case <-k.replica.Leading():
 	case <-ctx.Done():

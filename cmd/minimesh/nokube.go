@@ -1,0 +1,38 @@
+//go:build !kubernetes || lean
+
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+
+	"github.com/minimesh/minimesh/runner"
+)
+
+// Without -tags kubernetes, minimesh is the control plane for files (and
+// the demo): it links none of Kubernetes' client libraries, which are most
+// of a binary that has them and which every process of it maps into memory
+// at start (docs/performance.md). serve --kubernetes and inject are in the
+// build with -tags kubernetes, as the container image is built.
+var errNoKubernetes = errors.New("not in this build: Kubernetes mode (serve --kubernetes, inject) is built with " +
+	"`go build -tags kubernetes ./cmd/minimesh`, as the container image is; this minimesh serves files (--config-dir)")
+
+// kubeFlags: --kubernetes is still a flag, so that asking for it says why
+// it is not there.
+type kubeFlags struct{ mode *bool }
+
+func addKubeFlags(fs *flag.FlagSet) *kubeFlags {
+	return &kubeFlags{mode: fs.Bool("kubernetes", false, "not in this build: Kubernetes mode is built with -tags kubernetes")}
+}
+
+func (k *kubeFlags) enabled() bool { return *k.mode }
+
+func (k *kubeFlags) config() (runner.ClusterConfig, error) {
+	if *k.mode {
+		return nil, errNoKubernetes
+	}
+	return nil, nil
+}
+
+func runInject([]string, io.Reader, io.Writer) error { return errNoKubernetes }
