@@ -39,7 +39,8 @@ Usage:
   minimesh inject -f FILE [-o OUT]                                  add the Envoy sidecar to Kubernetes YAML
   minimesh init-iptables [--dry-run] ...                            install the sidecar's iptables redirect (init container)
 
-Run "minimesh COMMAND -h" for a command's flags.
+Run "minimesh COMMAND -h" for a command's flags. serve --kubernetes and inject are
+in a build with -tags kubernetes (the container image's); demo is not in one with -tags lean.
 `
 
 func main() {
