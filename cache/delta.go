@@ -468,10 +468,7 @@ func (st *DeltaState) response(t *typeSet, send, removed []string) *DeltaRespons
 	slices.Sort(r.removed)
 	r.resources = make([]*discoveryv3.Resource, len(send))
 	for i, name := range send {
-		r.resources[i] = t.wire[name].wire
-	}
-	if len(send) == 1 {
-		r.encoded = t.wire[send[0]].deltaAlone()
+		r.resources[i] = t.wire[name]
 	}
 	return r
 }
@@ -483,7 +480,7 @@ func (s *typeSet) deltaResources() ([]*discoveryv3.Resource, []byte) {
 	s.deltaOnce.Do(func() {
 		s.deltaAll = make([]*discoveryv3.Resource, len(s.order))
 		for i, name := range s.order {
-			s.deltaAll[i] = s.wire[name].wire
+			s.deltaAll[i] = s.wire[name]
 		}
 	})
 	return s.deltaAll, s.deltaEncoding.get(func() []byte { return encodeResources(s.deltaAll) })
@@ -494,7 +491,7 @@ type DeltaResponse struct {
 	TypeURL, Version string
 
 	resources []*discoveryv3.Resource // shared with other responses: read only
-	encoded   []byte                  // resources encoded, when shared by several responses (wire.go)
+	encoded   []byte                  // resources encoded, when they are the whole set (wire.go)
 	removed   []string
 }
 

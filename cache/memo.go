@@ -52,10 +52,6 @@ type encoded struct {
 
 	res  types.Resource // the message
 	twin *encoded       // an earlier entry of the same content, whose checks it shares
-
-	// The resource encoded alone as a response's resources, in each
-	// protocol (wire.go), kept in the first entry of its content.
-	sotwAloneEnc, deltaAloneEnc onSecondUse
 }
 
 // contentKey is a resource's content: its type and version (a hash of its

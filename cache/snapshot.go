@@ -55,12 +55,12 @@ type Run struct {
 // immutable once built, and shared by every proxy snapshot with the same
 // resources of that type.
 type typeSet struct {
-	version   string                    // hash of all resource versions
-	resources map[string]types.Resource // by name: the messages
-	versions  map[string]string         // by name: hash of the resource
-	wire      map[string]*encoded       // by name: ready to send (e.wire; wire.go)
-	order     []string                  // the names, in the order given
-	err       error                     // problems with single resources
+	version   string                           // hash of all resource versions
+	resources map[string]types.Resource        // by name: the messages
+	versions  map[string]string                // by name: hash of the resource
+	wire      map[string]*discoveryv3.Resource // by name: ready to send (wire.go)
+	order     []string                         // the names, in the order given
+	err       error                            // problems with single resources
 	typeURL   string
 
 	sendOnce    sync.Once
@@ -161,7 +161,7 @@ func NewSnapshotFrom(lists Lists, runs map[string][]Run, memo *Memo) (*Snapshot,
 type item struct {
 	name, version string
 	res           types.Resource
-	wire          *encoded
+	wire          *discoveryv3.Resource
 }
 
 // part is a list of resources checked one by one: the ones filed under
@@ -197,7 +197,7 @@ func (m *Memo) ownPart(typeURL string, list []types.Resource) *part {
 			p.errs = append(p.errs, fmt.Errorf("%s %q: %w", shortType(typeURL), name, e.err))
 			continue
 		}
-		p.items = append(p.items, item{name: e.wire.Name, version: e.version, res: r, wire: e})
+		p.items = append(p.items, item{name: e.wire.Name, version: e.version, res: r, wire: e.wire})
 	}
 	return p
 }
@@ -211,7 +211,7 @@ func buildSet(typeURL string, parts []*part) *typeSet {
 	set := &typeSet{
 		resources: make(map[string]types.Resource, n),
 		versions:  make(map[string]string, n),
-		wire:      make(map[string]*encoded, n),
+		wire:      make(map[string]*discoveryv3.Resource, n),
 		order:     make([]string, 0, n),
 		typeURL:   typeURL,
 	}
@@ -279,7 +279,7 @@ func (s *typeSet) unionAfter(prev *typeSet) *typeSet {
 		typeURL:   s.typeURL,
 		resources: make(map[string]types.Resource, len(prev.resources)+len(s.resources)),
 		versions:  make(map[string]string, len(prev.versions)+len(s.versions)),
-		wire:      make(map[string]*encoded, len(prev.resources)+len(s.resources)),
+		wire:      make(map[string]*discoveryv3.Resource, len(prev.resources)+len(s.resources)),
 	}
 	for _, n := range prev.order {
 		if _, kept := s.resources[n]; !kept {

@@ -209,20 +209,19 @@ func (st *SotwState) answer(typeURL, version string, cur *typeSet) *SotwResponse
 	// Only what changed since the set the stream holds, what it
 	// subscribes to now that its last response did not answer, and what
 	// it is owed.
-	var sent []*encoded
 	var changed []string
 	if st.held != cur {
 		changed = cur.diffFrom(st.held).changed
 		for _, name := range changed {
 			if st.subscribes(name) && st.answered(name) {
-				sent = append(sent, cur.wire[name])
+				r.resources = append(r.resources, cur.wire[name].GetResource())
 			}
 		}
 	}
 	if newNames {
 		for _, name := range cur.order {
 			if st.subscribes(name) && !st.answered(name) {
-				sent = append(sent, cur.wire[name])
+				r.resources = append(r.resources, cur.wire[name].GetResource())
 			}
 		}
 	}
@@ -233,18 +232,9 @@ func (st *SotwState) answer(typeURL, version string, cur *typeSet) *SotwResponse
 		}
 		for _, name := range owed {
 			if st.answered(name) && !inChanged[name] { // not sent above
-				sent = append(sent, cur.wire[name])
+				r.resources = append(r.resources, cur.wire[name].GetResource())
 			}
 		}
-	}
-	for _, e := range sent {
-		r.resources = append(r.resources, e.wire.GetResource())
-	}
-	if len(sent) == 1 {
-		// One resource, which every proxy that has it gets alike (a
-		// changed route configuration, 453 KiB at 1000 services): its
-		// encoding is shared rather than marshalled for each stream.
-		r.encoded = sent[0].sotwAlone()
 	}
 	return r
 }
@@ -368,7 +358,7 @@ func (s *typeSet) sendable() *sendable {
 	s.sendOnce.Do(func() {
 		out := &sendable{anys: make([]*anypb.Any, 0, len(s.order))}
 		for _, name := range s.order {
-			out.anys = append(out.anys, s.wire[name].wire.GetResource())
+			out.anys = append(out.anys, s.wire[name].GetResource())
 		}
 		s.send = out
 	})

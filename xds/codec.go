@@ -31,6 +31,8 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/minimesh/minimesh/cache"
 )
@@ -49,12 +51,134 @@ func (c sharedBytesCodec) Marshal(v any) (mem.BufferSlice, error) {
 		if len(m.GetResources()) == 0 {
 			return c.withShared(m)
 		}
+		return listedUncopied(c, m, &m.Resources, anyHeader)
 	case *discoveryv3.DeltaDiscoveryResponse:
 		if len(m.GetResources()) == 0 {
 			return c.withShared(m)
 		}
+		return listedUncopied(c, m, &m.Resources, deltaResourceHeader)
 	}
 	return c.CodecV2.Marshal(v)
+}
+
+// A response that lists only some resources of a set (the route
+// configuration a VirtualService edit changed, the endpoints of one
+// service; with delta, nearly every response) lists them as messages,
+// which gRPC's codec would copy, value bytes and all, into a new buffer
+// that it clears first, for every stream: a 453 KiB route configuration
+// sent to 2000 proxies was 900 MB cleared and 900 MB copied, 12.7% of the
+// server's CPU during the change. The value of each listed resource is
+// already the memo's encoding of it, shared and read only (cache/wire.go).
+// So a listed resource is sent as a few header bytes (the field's tag and
+// length, the type URL; for delta also the name and version), then its
+// value, uncopied, after the response's own fields: protobuf lets a
+// message's fields come in any order.
+
+// listedUncopied encodes m's own fields, then each resource of *list (m's
+// field 2) as its header and its value, uncopied. m is the sender's, used
+// by one goroutine: its list is set aside while its own fields are
+// encoded. A resource that header cannot split (it has unknown fields)
+// sends the whole response through gRPC's codec.
+func listedUncopied[R proto.Message](c sharedBytesCodec, m proto.Message, list *[]R, header func(R) (head, value []byte, ok bool)) (mem.BufferSlice, error) {
+	listed := *list
+	parts := make([][]byte, 0, 2*len(listed))
+	for _, r := range listed {
+		head, value, ok := header(r)
+		if !ok {
+			return c.CodecV2.Marshal(m)
+		}
+		parts = append(parts, head, value)
+	}
+	*list = nil
+	out, err := c.withShared(m)
+	*list = listed
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		if len(p) > 0 {
+			// A SliceBuffer's Free does nothing: gRPC leaves value alone.
+			out = append(out, mem.SliceBuffer(p))
+		}
+	}
+	return out, nil
+}
+
+// anyHeader splits a, listed in a DiscoveryResponse, into what goes before
+// its value and the value.
+func anyHeader(a *anypb.Any) (head, value []byte, ok bool) {
+	if len(a.ProtoReflect().GetUnknown()) > 0 {
+		return nil, nil, false
+	}
+	return appendAnyHead(nil, sotwResourcesField, a), a.GetValue(), true
+}
+
+// appendAnyHead appends field num holding a, up to a's value: the
+// field's tag and length, a's type URL, and its value's tag and length.
+func appendAnyHead(b []byte, num protowire.Number, a *anypb.Any) []byte {
+	typeURL, value := a.GetTypeUrl(), a.GetValue()
+	size := 0
+	if typeURL != "" {
+		size += protowire.SizeTag(anyTypeURLField) + protowire.SizeBytes(len(typeURL))
+	}
+	if len(value) > 0 {
+		size += protowire.SizeTag(anyValueField) + protowire.SizeBytes(len(value))
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size))
+	if typeURL != "" {
+		b = protowire.AppendTag(b, anyTypeURLField, protowire.BytesType)
+		b = protowire.AppendString(b, typeURL)
+	}
+	if len(value) > 0 {
+		b = protowire.AppendTag(b, anyValueField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(len(value)))
+	}
+	return b
+}
+
+// The fields of google.protobuf.Any.
+const (
+	anyTypeURLField protowire.Number = 1
+	anyValueField   protowire.Number = 2
+)
+
+var (
+	// The resources of each kind of response.
+	sotwResourcesField  = (&discoveryv3.DiscoveryResponse{}).ProtoReflect().Descriptor().Fields().ByName("resources").Number()
+	deltaResourcesField = (&discoveryv3.DeltaDiscoveryResponse{}).ProtoReflect().Descriptor().Fields().ByName("resources").Number()
+	// resourceAnyField is Resource.resource, the Any a delta resource wraps.
+	resourceAnyField = (&discoveryv3.Resource{}).ProtoReflect().Descriptor().Fields().ByName("resource")
+)
+
+// deltaResourceHeader splits r, listed in a DeltaDiscoveryResponse, into
+// what goes before its Any's value and the value: r's other fields (name,
+// version and whatever else it has), then the Any up to its value.
+func deltaResourceHeader(r *discoveryv3.Resource) (head, value []byte, ok bool) {
+	a := r.GetResource()
+	if a == nil || len(a.ProtoReflect().GetUnknown()) > 0 {
+		return nil, nil, false
+	}
+	// The other fields, from a shallow copy without the Any (r is shared:
+	// it is only read).
+	rest := r.ProtoReflect().New()
+	r.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd != resourceAnyField {
+			rest.Set(fd, v)
+		}
+		return true
+	})
+	rest.SetUnknown(r.ProtoReflect().GetUnknown())
+	fields, err := proto.MarshalOptions{Deterministic: true}.Marshal(rest.Interface())
+	if err != nil {
+		return nil, nil, false
+	}
+	anyHead := appendAnyHead(nil, resourceAnyField.Number(), a)
+	head = protowire.AppendTag(nil, deltaResourcesField, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(len(fields)+len(anyHead)+len(a.GetValue())))
+	head = append(head, fields...)
+	head = append(head, anyHead...)
+	return head, a.GetValue(), true
 }
 
 // withShared encodes m's own fields, then appends its unknown fields (the

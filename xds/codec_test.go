@@ -3,6 +3,7 @@ package xds
 import (
 	"slices"
 	"testing"
+	"time"
 	"unsafe"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/minimesh/minimesh/cache"
 )
@@ -101,9 +103,13 @@ func TestCodecSendsSharedResourcesUncopied(t *testing.T) {
 // Anything else is gRPC's proto encoding, byte for byte.
 func TestCodecEncodesOtherMessagesAsProto(t *testing.T) {
 	codec := newSharedBytesCodec()
+	odd := testClusters(t, 1)[0]
+	odd.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1))
 	for _, m := range []proto.Message{
-		&discoveryv3.DiscoveryResponse{VersionInfo: "v1", Resources: testClusters(t, 2), TypeUrl: resourcev3.ClusterType, Nonce: "1"},
 		&discoveryv3.DiscoveryRequest{VersionInfo: "v1", ResourceNames: []string{"a", "b"}, TypeUrl: resourcev3.EndpointType},
+		// A listed resource with fields of its own that the codec cannot
+		// split: the whole response as gRPC's codec encodes it.
+		&discoveryv3.DiscoveryResponse{VersionInfo: "v1", Resources: []*anypb.Any{odd}, TypeUrl: resourcev3.ClusterType, Nonce: "1"},
 	} {
 		out, err := codec.Marshal(m)
 		if err != nil {
@@ -116,6 +122,49 @@ func TestCodecEncodesOtherMessagesAsProto(t *testing.T) {
 		if string(out.Materialize()) != string(want) {
 			t.Errorf("%T: encoding differs from proto.Marshal", m)
 		}
+	}
+}
+
+// A response that lists resources as messages (some of a set: what
+// changed) sends each resource's value as the very bytes it holds, not a
+// copy, and a proxy decodes it as the response itself; the response is
+// left as it was given.
+func TestCodecSendsListedResourcesUncopied(t *testing.T) {
+	codec := newSharedBytesCodec()
+	anys := testClusters(t, 3)
+	sotw := &discoveryv3.DiscoveryResponse{VersionInfo: "v1", Resources: anys, TypeUrl: resourcev3.ClusterType, Nonce: "7"}
+	var resources []*discoveryv3.Resource
+	for i, a := range anys {
+		resources = append(resources, &discoveryv3.Resource{Name: string(rune('a' + i)), Version: "x", Resource: a,
+			Aliases: []string{"alias"}, Ttl: durationpb.New(time.Duration(i+1) * time.Second)})
+	}
+	delta := &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: "v1", Resources: resources, TypeUrl: resourcev3.ClusterType,
+		Nonce: "8", RemovedResources: []string{"gone"}}
+	for _, m := range []proto.Message{sotw, delta} {
+		want := proto.Clone(m)
+		out, err := codec.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(m, want) {
+			t.Errorf("%T: the codec changed the response it was given", m)
+		}
+		for i, a := range anys {
+			if !slices.ContainsFunc(out, func(b mem.Buffer) bool {
+				data := b.ReadOnlyData()
+				return unsafe.SliceData(data) == unsafe.SliceData(a.GetValue()) && len(data) == len(a.GetValue())
+			}) {
+				t.Errorf("%T: resource %d was copied, not sent as the bytes it holds", m, i)
+			}
+		}
+		got := m.ProtoReflect().New().Interface()
+		if err := proto.Unmarshal(out.Materialize(), got); err != nil {
+			t.Fatalf("%T: the encoded response does not decode: %v", m, err)
+		}
+		if !proto.Equal(got, want) {
+			t.Errorf("%T: decoded %v, want %v", m, got, want)
+		}
+		out.Free()
 	}
 }
 
