@@ -134,7 +134,12 @@ func (k Config) Open(ctx context.Context, cfg runner.Config) (runner.Cluster, er
 func (k *source) CA() *certs.CA { return k.ca }
 
 // Tokens checks proxies' service-account tokens with the API server.
-func (k *source) Tokens() runner.TokenReviewer { return k.tokens }
+func (k *source) Tokens() runner.TokenReviewer {
+	if k.tokens == nil {
+		return nil // not a nil *kubeauth.Reviewer in a non-nil interface
+	}
+	return k.tokens
+}
 
 // ServiceNames are the DNS names of minimesh's Service.
 func (k *source) ServiceNames(domainSuffix string) []string {

@@ -71,7 +71,8 @@ type ClusterConfig interface {
 // serving it needs besides.
 type Cluster interface {
 	source
-	// CA is the certificate authority the cluster keeps for the mesh.
+	// CA is the certificate authority the cluster keeps for the mesh;
+	// never nil.
 	CA() *certs.CA
 	// Tokens authenticates proxies that show a token instead of a client
 	// certificate; nil: none do.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 // TestKubernetesBuild: the default build serves files and runs the demo,
@@ -19,7 +21,9 @@ import (
 // is tested here too, so that `go test ./...` covers both: its own tests
 // (the Kubernetes flags, inject) run in a child `go test`.
 func TestKubernetesBuild(t *testing.T) {
-	for _, args := range [][]string{{"serve", "--kubernetes"}, {"inject", "-f", "-"}} {
+	// The shipped Deployment's command line, all its flags, is told which
+	// build has Kubernetes mode: not that a flag is unknown.
+	for _, args := range [][]string{{"serve", "--kubernetes"}, {"inject", "-f", "-"}, manifestArgs(t)} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), args, &stdout, &stderr)
 		if err == nil || !strings.Contains(err.Error(), "-tags kubernetes") {
@@ -55,4 +59,39 @@ func TestKubernetesBuild(t *testing.T) {
 			t.Errorf("go test -tags kubernetes did not pass %s:\n%s", name, out)
 		}
 	}
+}
+
+// manifestArgs are the arguments of minimesh's container in
+// examples/kubernetes/server.yaml.
+func manifestArgs(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "kubernetes", "server.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---") {
+		var d struct {
+			Kind string
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Name string
+							Args []string
+						}
+					}
+				}
+			}
+		}
+		if err := yaml.Unmarshal([]byte(doc), &d); err != nil {
+			t.Fatalf("server.yaml: %v", err)
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if d.Kind == "Deployment" && c.Name == "minimesh" {
+				return c.Args
+			}
+		}
+	}
+	t.Fatal("server.yaml has no Deployment with a minimesh container")
+	return nil
 }

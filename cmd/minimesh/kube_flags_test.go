@@ -17,7 +17,17 @@ import (
 
 // TestKubernetesFlags: serve's Kubernetes flags become the cluster source's
 // configuration, and a kubeconfig that cannot be read is an error naming it.
+// They are the flags a build without Kubernetes mode accepts in order to
+// refuse them (kubernetesValueFlags).
 func TestKubernetesFlags(t *testing.T) {
+	defined := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addKubeFlags(defined)
+	var names []string
+	defined.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	if want := append([]string{"kubernetes"}, kubernetesValueFlags...); !sameNames(names, want) {
+		t.Errorf("Kubernetes mode's flags are %v; kubernetesValueFlags and --kubernetes are %v", names, want)
+	}
+
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
 kind: Config
@@ -66,4 +76,12 @@ current-context: x
 	if err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("serve with a missing kubeconfig: %v; want an error naming %s", err, missing)
 	}
+}
+
+// sameNames reports whether a and b hold the same names, in any order.
+func sameNames(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }

@@ -23,16 +23,18 @@ import (
 
 // kubernetesOnly reports whether pkg is linked only by a build with -tags
 // kubernetes: Kubernetes' client libraries and minimesh's packages that
-// use them (inject/iptables, the init container's, is not one).
+// use them (inject/iptables, the init container's, and kubeauth/account,
+// the identity type the runner checks, are not).
 func kubernetesOnly(pkg string) bool {
-	for _, prefix := range []string{"k8s.io/client-go/", "k8s.io/api/", "istio.io/client-go/"} {
+	for _, prefix := range []string{"k8s.io/client-go/", "k8s.io/api/", "k8s.io/apimachinery/", "istio.io/client-go/"} {
 		if strings.HasPrefix(pkg, prefix) {
 			return true
 		}
 	}
 	switch pkg {
 	case "github.com/minimesh/minimesh/watcher/kube", "github.com/minimesh/minimesh/kubeca",
-		"github.com/minimesh/minimesh/kubesource", "github.com/minimesh/minimesh/inject":
+		"github.com/minimesh/minimesh/kubeauth", "github.com/minimesh/minimesh/kubesource",
+		"github.com/minimesh/minimesh/inject":
 		return true
 	}
 	return false

@@ -16,3 +16,8 @@ import (
 var errNotInLean = errors.New("not in this build: minimesh was built with -tags lean (the control plane for files alone); build it without that tag for the demo")
 
 func runDemo(context.Context, []string, io.Writer, io.Writer) error { return errNotInLean }
+
+// kubernetesBuildHint says how to get Kubernetes mode from a lean build,
+// which has none even with -tags kubernetes.
+const kubernetesBuildHint = "it was built with -tags lean, the control plane for files alone; " +
+	"build it without -tags lean and with -tags kubernetes"

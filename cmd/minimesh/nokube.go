@@ -15,15 +15,21 @@ import (
 // of a binary that has them and which every process of it maps into memory
 // at start (docs/performance.md). serve --kubernetes and inject are in the
 // build with -tags kubernetes, as the container image is built.
-var errNoKubernetes = errors.New("not in this build: Kubernetes mode (serve --kubernetes, inject) is built with " +
-	"`go build -tags kubernetes ./cmd/minimesh`, as the container image is; this minimesh serves files (--config-dir)")
+var errNoKubernetes = errors.New("not in this build: Kubernetes mode (serve --kubernetes, inject) is not in this minimesh; " +
+	kubernetesBuildHint)
 
-// kubeFlags: --kubernetes is still a flag, so that asking for it says why
-// it is not there.
+// kubeFlags: the Kubernetes mode's flags are still flags, so that a
+// command line for Kubernetes mode (examples/kubernetes/server.yaml passes
+// several) is told why the mode is not there, not that a flag is unknown.
 type kubeFlags struct{ mode *bool }
 
 func addKubeFlags(fs *flag.FlagSet) *kubeFlags {
-	return &kubeFlags{mode: fs.Bool("kubernetes", false, "not in this build: Kubernetes mode is built with -tags kubernetes")}
+	const help = "not in this build: Kubernetes mode is built with -tags kubernetes"
+	k := &kubeFlags{mode: fs.Bool("kubernetes", false, help)}
+	for _, name := range kubernetesValueFlags {
+		fs.String(name, "", help)
+	}
+	return k
 }
 
 func (k *kubeFlags) enabled() bool { return *k.mode }

@@ -163,6 +163,12 @@ func defaultCADir() string {
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
+// kubernetesValueFlags are serve's flags for Kubernetes mode besides
+// --kubernetes itself (serve_kube.go). A build without Kubernetes mode
+// accepts them too, and says the mode is not there (nokube.go).
+var kubernetesValueFlags = []string{"kubeconfig", "namespace-filter", "ca-secret", "sts-address", "webhook-address",
+	"proxy-image", "init-image"}
+
 func splitList(s string) []string {
 	var out []string
 	for _, item := range strings.Split(s, ",") {

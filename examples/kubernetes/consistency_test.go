@@ -1,7 +1,6 @@
 package kubernetes
 
 import (
-	"bytes"
 	"net"
 	"net/url"
 	"os"
@@ -102,8 +101,13 @@ func TestInstallFitsTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if build := regexp.MustCompile(`(?m)^RUN .*go build .*\./cmd/minimesh$`).Find(dockerfile); !bytes.Contains(build, []byte("-tags kubernetes")) {
-		t.Errorf("the Dockerfile builds minimesh with %q, which has no Kubernetes mode; want -tags kubernetes", build)
+	build := regexp.MustCompile(`(?m)^RUN .*go build .*\./cmd/minimesh$`).Find(dockerfile)
+	var tags []string
+	if m := regexp.MustCompile(`-tags[ =](\S+)`).FindSubmatch(build); m != nil {
+		tags = strings.Split(string(m[1]), ",")
+	}
+	if !slices.Contains(tags, "kubernetes") || slices.Contains(tags, "lean") {
+		t.Errorf("the Dockerfile builds minimesh with %q, which has no Kubernetes mode; want -tags kubernetes (and not lean)", build)
 	}
 
 	// listenPort is the port a server flag binds.
