@@ -61,8 +61,8 @@ type source interface {
 // The runner knows a cluster only through it and Cluster, and links no
 // cluster client library, so that a control plane fed from files does not
 // carry Kubernetes' client libraries: they are 60% of a binary that links
-// them, and their package initialization alone maps 33 MiB of it into
-// every process (docs/performance.md).
+// them, and make every process of it 25–33 MiB larger from the start, as a
+// Go process maps nearly all the code it links (docs/performance.md).
 type ClusterConfig interface {
 	Open(ctx context.Context, cfg Config) (Cluster, error)
 }
