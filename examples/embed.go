@@ -1,5 +1,5 @@
 // Package examples ships the example scenarios inside the minimesh binary,
-// so that `minimesh demo` runs anywhere without the repository.
+// so that the demo (cmd/minimesh-demo) runs anywhere without the repository.
 package examples
 
 import "embed"

@@ -9,10 +9,10 @@ package runner
 //
 //   - The runtime gives memory back to the system lazily, a little at a
 //     time, and a small process keeps holding what a wave left: 500 proxies
-//     and nine changes of a one-service mesh took a lean server from 60 to
-//     70–79 MiB, none of it in use. Below releaseBelow of live heap the
-//     releaser collects and returns that memory at once, a few milliseconds
-//     of CPU at these sizes.
+//     and nine changes of a one-service mesh took a server without the
+//     demo from 60 to 70–79 MiB, none of it in use. Below releaseBelow of
+//     live heap the releaser collects and returns that memory at once, a
+//     few milliseconds of CPU at these sizes.
 //   - A larger heap is collected when the runtime's pacing says, which is
 //     often in the middle of the next change: at 2000 proxies, marking
 //     400 MB takes 0.3–0.5 s of CPU, on the cores the change needs. So if
@@ -42,7 +42,7 @@ const (
 	// there: a change that comes right after a wave (a proxy connecting
 	// and then an edit, say) otherwise finds the last wave's garbage
 	// still held, and its own allocations land on top of it. Holding
-	// 500 proxies and changed right after they connected, a lean server
+	// 500 proxies and changed right after they connected, a server without the demo
 	// peaked at 57.3–58.7 MiB; with a quiet time before the change, at
 	// 54.1–55.8.
 	releaseQuietSmall = 10 * time.Millisecond

@@ -1,4 +1,4 @@
-//go:build kubernetes && !lean
+//go:build kubernetes
 
 package main
 

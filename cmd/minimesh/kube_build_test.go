@@ -1,4 +1,4 @@
-//go:build !kubernetes && !lean
+//go:build !kubernetes
 
 package main
 
@@ -15,8 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// TestKubernetesBuild: the default build serves files and runs the demo,
-// and links none of Kubernetes' client libraries; asking it for
+// TestKubernetesBuild: the default build serves files and links none of Kubernetes' client libraries; asking it for
 // Kubernetes mode says which build has it. That build (-tags kubernetes)
 // is tested here too, so that `go test ./...` covers both: its own tests
 // (the Kubernetes flags, inject) run in a child `go test`.
@@ -94,4 +93,23 @@ func manifestArgs(t *testing.T) []string {
 	}
 	t.Fatal("server.yaml has no Deployment with a minimesh container")
 	return nil
+}
+
+// kubernetesOnly reports whether pkg is linked only by a build with -tags
+// kubernetes: Kubernetes' client libraries and minimesh's packages that
+// use them (inject/iptables, the init container's, and kubeauth/account,
+// the identity type the runner checks, are not).
+func kubernetesOnly(pkg string) bool {
+	for _, prefix := range []string{"k8s.io/client-go/", "k8s.io/api/", "k8s.io/apimachinery/", "istio.io/client-go/"} {
+		if strings.HasPrefix(pkg, prefix) {
+			return true
+		}
+	}
+	switch pkg {
+	case "github.com/minimesh/minimesh/watcher/kube", "github.com/minimesh/minimesh/kubeca",
+		"github.com/minimesh/minimesh/kubeauth", "github.com/minimesh/minimesh/kubesource",
+		"github.com/minimesh/minimesh/inject":
+		return true
+	}
+	return false
 }

@@ -2,7 +2,6 @@
 // proxyless gRPC that speaks Istio's YAML.
 //
 //	minimesh serve --config-dir DIR       serve xDS from a directory of Istio YAML
-//	minimesh demo                          watch a 90/10 canary shift, live, on loopback
 //	minimesh bootstrap --node NAME.NS      print an Envoy (or --grpc) bootstrap
 //	minimesh check DIR                     validate a directory of Istio YAML
 //	minimesh proxy-status                  the sync state of every connected proxy
@@ -22,16 +21,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 const usage = `minimesh: an xDS control plane for Envoy and proxyless gRPC, driven by Istio YAML.
 
 Usage:
   minimesh serve --config-dir DIR [--xds-address 127.0.0.1:15010]   serve xDS from Istio YAML in DIR
-  minimesh demo                                                     a live 90/10 canary on loopback
   minimesh bootstrap --node NAME.NS (--certs DIR | --insecure-xds) [--grpc]   print a proxy bootstrap
   minimesh certs issue --workload NAME.NAMESPACE --out DIR ...      write a workload's key and certificates
   minimesh check DIR                                                validate Istio YAML and exit
@@ -40,7 +35,8 @@ Usage:
   minimesh init-iptables [--dry-run] ...                            install the sidecar's iptables redirect (init container)
 
 Run "minimesh COMMAND -h" for a command's flags. serve --kubernetes and inject are
-in a build with -tags kubernetes (the container image's); demo is not in one with -tags lean.
+in a build with -tags kubernetes (the container image's). The demo is its own program:
+go run ./cmd/minimesh-demo
 `
 
 func main() {
@@ -65,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
 	case "demo":
-		return runDemo(ctx, args[1:], stdout, stderr)
+		return errDemoMoved
 	case "bootstrap":
 		return runBootstrap(args[1:], stdout)
 	case "certs":
@@ -87,15 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-// newLogger returns a console logger at the given level ("debug", "info",
-// "warn", "error") writing to w.
-func newLogger(level string, w io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
-	}
-	enc := zap.NewDevelopmentEncoderConfig()
-	enc.EncodeLevel = zapcore.CapitalLevelEncoder
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), lvl)
-	return zap.New(core), nil
-}
+// errDemoMoved answers `minimesh demo`, which is a program of its own: its
+// gRPC xDS client would cost every control-plane process its pages.
+var errDemoMoved = errors.New("the demo is its own program: go run ./cmd/minimesh-demo " +
+	"(or go install github.com/minimesh/minimesh/cmd/minimesh-demo@latest), so that this binary, the control plane, does not link gRPC's xDS client")

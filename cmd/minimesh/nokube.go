@@ -1,4 +1,4 @@
-//go:build !kubernetes || lean
+//go:build !kubernetes
 
 package main
 
@@ -10,13 +10,13 @@ import (
 	"github.com/minimesh/minimesh/runner"
 )
 
-// Without -tags kubernetes, minimesh is the control plane for files (and
-// the demo): it links none of Kubernetes' client libraries, which are most
+// Without -tags kubernetes, minimesh is the control plane for files: it
+// links none of Kubernetes' client libraries, which are most
 // of a binary that has them and which every process of it maps into memory
 // at start (docs/performance.md). serve --kubernetes and inject are in the
 // build with -tags kubernetes, as the container image is built.
 var errNoKubernetes = errors.New("not in this build: Kubernetes mode (serve --kubernetes, inject) is not in this minimesh; " +
-	kubernetesBuildHint)
+	"build it with `go build -tags kubernetes ./cmd/minimesh`, as the container image is; this one serves files (--config-dir)")
 
 // kubeFlags: the Kubernetes mode's flags are still flags, so that a
 // command line for Kubernetes mode (examples/kubernetes/server.yaml passes

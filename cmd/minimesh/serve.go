@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/minimesh/minimesh/internal/logging"
 	"github.com/minimesh/minimesh/runner"
 )
 
@@ -54,7 +55,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	case *dir != "" && kf.enabled():
 		return errors.New("serve: --config-dir and --kubernetes exclude each other: the mesh comes from one source")
 	}
-	log, err := newLogger(*level, stderr)
+	log, err := logging.New(*level, stderr)
 	if err != nil {
 		return err
 	}

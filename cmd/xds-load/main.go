@@ -28,8 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
+	"github.com/minimesh/minimesh/internal/logging"
 )
 
 func main() {
@@ -121,7 +120,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.XDSAddress == "" && *logLevel != "" {
-		log, err := newLogger(*logLevel, stderr)
+		log, err := logging.New(*logLevel, stderr)
 		if err != nil {
 			fmt.Fprintln(stderr, "xds-load:", err)
 			return 2
@@ -168,14 +167,4 @@ func writeMesh(dir string, o Options) error {
 	t := target{dir: dir}
 	_, err := t.restore(o.mesh())
 	return err
-}
-
-func newLogger(level string, w io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	enc := zap.NewDevelopmentEncoderConfig()
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), lvl)
-	return zap.New(core), nil
 }

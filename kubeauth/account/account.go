@@ -1,7 +1,7 @@
 // Package account names the Kubernetes service account a proxy's token
 // belongs to. It is what the xDS server needs to know of token
 // authentication, and it imports none of Kubernetes' client libraries, so
-// that a build without Kubernetes support (-tags lean) links none of them;
+// that a build without Kubernetes mode (no -tags kubernetes) links none of them;
 // package kubeauth does the checking.
 package account
 

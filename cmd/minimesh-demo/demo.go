@@ -1,5 +1,3 @@
-//go:build !lean
-
 package main
 
 import (
@@ -25,6 +23,7 @@ import (
 	"github.com/minimesh/minimesh/certs"
 	"github.com/minimesh/minimesh/examples"
 	"github.com/minimesh/minimesh/internal/demoapp"
+	"github.com/minimesh/minimesh/internal/logging"
 	"github.com/minimesh/minimesh/runner"
 )
 
@@ -41,9 +40,9 @@ var demoPhases = []demoPhase{
 	{100, 0, "Something is wrong with v2? Roll back instantly: 100% to v1."},
 }
 
-// runDemo implements `minimesh demo`.
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+// run parses the flags and plays the demo until its last step or ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("minimesh-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	phaseLen := fs.Duration("phase", 6*time.Second, "how long each weight setting is shown")
 	workers := fs.Int("clients", 4, "concurrent callers in the demo client")
@@ -54,7 +53,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := newLogger(*level, stderr)
+	log, err := logging.New(*level, stderr)
 	if err != nil {
 		return err
 	}
@@ -94,7 +93,7 @@ func startDemo(ctx context.Context, log *zap.Logger, out io.Writer, ports map[st
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	d := &demo{out: out, dir: dir, cancel: cancel}
-	fmt.Fprintf(out, `minimesh demo: a canary release with proxyless gRPC, all in this process, on loopback.
+	fmt.Fprintf(out, `minimesh-demo: a canary release with proxyless gRPC, all in this process, on loopback.
 
   * minimesh serves the Istio YAML in %s
     (the blog's DestinationRule and VirtualService, plus a ServiceEntry and two WorkloadEntries).

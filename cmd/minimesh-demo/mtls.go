@@ -1,5 +1,3 @@
-//go:build !lean
-
 package main
 
 import (
@@ -17,7 +15,7 @@ import (
 // demoClientWorkload registers the demo's client as a workload, so that it
 // has an identity (service account demo-client) and a certificate.
 const demoClientWorkload = `---
-# Added by minimesh demo: the demo's gRPC client, so that it has an identity.
+# Added by minimesh-demo: the demo's gRPC client, so that it has an identity.
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata:

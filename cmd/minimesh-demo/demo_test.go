@@ -1,5 +1,3 @@
-//go:build !lean
-
 package main
 
 import (
@@ -12,11 +10,11 @@ import (
 	"github.com/minimesh/minimesh/internal/testbed"
 )
 
-// TestDemo runs `minimesh demo` with short steps and checks that the
+// TestDemo runs the demo with short steps and checks that the
 // summary shows each step's weights on real traffic.
 func TestDemo(t *testing.T) {
 	var out, errs bytes.Buffer
-	args := []string{"demo", "--phase", "2s", "--v1-port", strconv.Itoa(testbed.FreePort(t)), "--v2-port", strconv.Itoa(testbed.FreePort(t))}
+	args := []string{"--phase", "2s", "--v1-port", strconv.Itoa(testbed.FreePort(t)), "--v2-port", strconv.Itoa(testbed.FreePort(t))}
 	if err := run(context.Background(), args, &out, &errs); err != nil {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errs.String())
 	}
