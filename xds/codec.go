@@ -94,9 +94,10 @@ func listedUncopied[R proto.Message](c sharedBytesCodec, m proto.Message, list *
 		}
 		ends[i] = len(heads)
 		if i == 0 {
-			// Room for the others, taking the first as typical: the
-			// names of one response's resources differ little in length.
-			heads = slices.Grow(heads, (len(heads)+len(heads)/4)*(len(listed)-1))
+			// Room for the others, taking the first as typical (the
+			// names of one response's resources differ little in
+			// length), but not an unusually large first for all.
+			heads = slices.Grow(heads, min(len(heads)+len(heads)/4, 512)*(len(listed)-1))
 		}
 	}
 	*list = nil
@@ -173,9 +174,10 @@ var (
 	deltaResourcesField = (&discoveryv3.DeltaDiscoveryResponse{}).ProtoReflect().Descriptor().Fields().ByName("resources").Number()
 )
 
-// The fields of a delta Resource, in the order of their numbers, which is
-// how proto.Marshal writes them. TestDeltaResourceFieldsAreKnown fails if
-// go-control-plane's Resource gains a field that is not here.
+// The fields of a delta Resource. deltaResourceHeader writes them in this
+// order, the Any last; a decoder takes fields in any order.
+// TestDeltaResourceFieldsAreKnown fails if go-control-plane's Resource
+// gains a field that is not here.
 var (
 	resourceFields       = (&discoveryv3.Resource{}).ProtoReflect().Descriptor().Fields()
 	resourceVersionField = resourceFields.ByName("version").Number()
@@ -215,6 +217,12 @@ func deltaResourceHeader(b []byte, r *discoveryv3.Resource) (head, value []byte,
 		}
 	}
 	version, name, aliases, unknown := r.GetVersion(), r.GetName(), r.GetAliases(), r.ProtoReflect().GetUnknown()
+	// proto.Marshal refuses a string that is not UTF-8, and so must this,
+	// or a receiver would refuse the whole response. The fallback
+	// returns proto.Marshal's error.
+	if !utf8.ValidString(version) || !utf8.ValidString(name) || slices.ContainsFunc(aliases, notUTF8) {
+		return b, nil, false
+	}
 	anySize := anyHeadSize(a) + len(a.GetValue())
 	size := protowire.SizeTag(resourceAnyField) + protowire.SizeBytes(anySize) + len(messages) + len(unknown)
 	if version != "" {
@@ -244,6 +252,8 @@ func deltaResourceHeader(b []byte, r *discoveryv3.Resource) (head, value []byte,
 	b = append(b, unknown...)
 	return appendAnyHead(b, resourceAnyField, a), a.GetValue(), true
 }
+
+func notUTF8(s string) bool { return !utf8.ValidString(s) }
 
 // withShared encodes m's own fields, then appends its unknown fields (the
 // shared resources) uncopied. m is the sender's, used by one goroutine:

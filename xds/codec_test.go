@@ -288,16 +288,39 @@ func TestCodecInternsDeltaSubscriptions(t *testing.T) {
 // field added by a newer go-control-plane must be added there too, or it
 // would not be sent.
 func TestDeltaResourceFieldsAreKnown(t *testing.T) {
-	known := []string{"version", "resource", "name", "aliases", "resource_name", "ttl", "cache_control", "metadata"}
-	fields := (&discoveryv3.Resource{}).ProtoReflect().Descriptor().Fields()
-	var got []string
-	for i := range fields.Len() {
-		got = append(got, string(fields.Get(i).Name()))
+	var written []protowire.Number
+	for _, n := range []protowire.Number{resourceVersionField, resourceAnyField, resourceNameField, resourceAliasesField} {
+		written = append(written, n)
 	}
-	slices.Sort(got)
-	slices.Sort(known)
-	if !slices.Equal(got, known) {
-		t.Errorf("discovery.v3.Resource has fields %v; deltaResourceHeader writes %v", got, known)
+	for _, fd := range resourceMessageFields {
+		written = append(written, fd.Number())
+	}
+	fields := (&discoveryv3.Resource{}).ProtoReflect().Descriptor().Fields()
+	var all []protowire.Number
+	for i := range fields.Len() {
+		all = append(all, fields.Get(i).Number())
+	}
+	slices.Sort(all)
+	slices.Sort(written)
+	if !slices.Equal(all, written) {
+		t.Errorf("discovery.v3.Resource has fields %v; deltaResourceHeader writes %v", all, written)
+	}
+}
+
+// A string that is not UTF-8 is refused, as proto.Marshal refuses it: a
+// receiver would refuse the whole response.
+func TestCodecRefusesInvalidUTF8(t *testing.T) {
+	codec := newSharedBytesCodec()
+	a := testClusters(t, 1)[0]
+	for _, r := range []*discoveryv3.Resource{
+		{Name: "bad\xff", Version: "x", Resource: a},
+		{Name: "a", Version: "\xfe", Resource: a},
+		{Name: "a", Version: "x", Aliases: []string{"ok", "bad\xff"}, Resource: a},
+	} {
+		m := &discoveryv3.DeltaDiscoveryResponse{Resources: []*discoveryv3.Resource{r}, TypeUrl: resourcev3.ClusterType}
+		if out, err := codec.Marshal(m); err == nil {
+			t.Errorf("%v: encoded (%d bytes), want an error", r, out.Len())
+		}
 	}
 }
 
