@@ -153,7 +153,6 @@ type resource struct {
 	sds      []string // cluster or listener: the SDS secrets its TLS contexts fetch
 	clusters []string // route configuration, or listener's inline routes: the clusters they send to
 
-	deltaVersion atomic.Pointer[string] // the version a delta response last gave it (wire.go)
 }
 
 func decodeOne(a *anypb.Any) *resource {

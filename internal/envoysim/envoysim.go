@@ -220,12 +220,11 @@ func (e *Envoy) runDelta(stream discoveryv3.AggregatedDiscoveryService_DeltaAggr
 			follow []subscription
 		)
 		e.cfg.Decoder.work(func() {
-			decoded := make([]*resource, len(resp.resources))
-			for i, r := range resp.resources {
-				decoded[i] = r.decoded
-			}
 			var x *indexed
-			x, nack = e.collect(decoded)
+			if x, nack = e.collect(resp.resources); nack == "" && resp.misnamed != "" {
+				e.problem(resp.misnamed)
+				x, nack = nil, resp.misnamed
+			}
 			u = Update{TypeURL: t, Version: resp.version, Names: x.getNames(),
 				Removed: resp.removed, NACK: nack, Bytes: resp.size, At: at}
 			e.mu.Lock()

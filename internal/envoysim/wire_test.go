@@ -1,6 +1,7 @@
 package envoysim
 
 import (
+	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -80,11 +81,27 @@ func TestResponseCodecReadsDeltaResponses(t *testing.T) {
 	if r.version != "v3" || r.typeURL != resourcev3.ClusterType || r.nonce != "9" || r.size != len(b) {
 		t.Errorf("read version %q, type %q, nonce %q, size %d", r.version, r.typeURL, r.nonce, r.size)
 	}
-	if len(r.resources) != 1 || r.resources[0].name != "a" || r.resources[0].version != "h1" || r.resources[0].decoded.name != "a" {
-		t.Errorf("resources %+v, want a at h1", r.resources)
+	if len(r.resources) != 1 || r.resources[0].name != "a" || r.misnamed != "" {
+		t.Errorf("resources %+v (misnamed %q), want a", r.resources, r.misnamed)
 	}
 	if len(r.removed) != 2 || r.removed[0] != "gone" || r.removed[1] != "gone-too" {
 		t.Errorf("removed %v, want gone and gone-too", r.removed)
+	}
+
+	// A resource listed under another name than its own is reported.
+	b, err = proto.Marshal(&discoveryv3.DeltaDiscoveryResponse{
+		Resources: []*discoveryv3.Resource{{Name: "b", Version: "h1", Resource: a}},
+		TypeUrl:   resourcev3.ClusterType,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = &deltaResponse{}
+	if err := newResponseCodec(NewDecoder()).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.misnamed, `"b"`) || !strings.Contains(r.misnamed, `"a"`) {
+		t.Errorf("cluster a listed as b: misnamed %q, want both names", r.misnamed)
 	}
 }
 
