@@ -327,10 +327,13 @@ func TestReconnectSeesTheSameVersion(t *testing.T) {
 		return resp.GetVersionInfo(), names
 	}
 	v1, n1 := versionOf()
+	// Until every stream of the node has closed: the ADS client's own
+	// stream may send its first request late, and connect and disconnect
+	// the node once more.
 	waitFor(t, func() bool {
 		hooks.mu.Lock()
 		defer hooks.mu.Unlock()
-		return len(hooks.gone) == 1
+		return len(hooks.gone) >= 1 && len(hooks.gone) == len(hooks.connected)
 	})
 	v2, n2 := versionOf()
 	if v1 == "" || v1 != v2 || len(n1) != len(n2) {
